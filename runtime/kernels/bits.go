@@ -1,0 +1,5 @@
+package kernels
+
+import "math"
+
+func f32frombits(b uint32) float32 { return math.Float32frombits(b) }
