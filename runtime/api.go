@@ -1,5 +1,10 @@
 package runtime
 
+import (
+	"context"
+	"errors"
+)
+
 // This file holds the types the serving layer uses to talk to a loaded model.
 // *Model (model.go) provides:
 //
@@ -66,3 +71,18 @@ type ModelInfo struct {
 	VocabSize     int
 	WeightBytes   int64 // bytes of weights read per decoded token
 }
+
+// Engine is what the serving layer needs from a loaded model. *Model
+// implements it; the server wraps it with admission control.
+type Engine interface {
+	Encode(text string) []int
+	Decode(ids []int) string
+	RenderChat(msgs []Message, addGenerationPrompt bool) (string, error)
+	Generate(ctx context.Context, promptIDs []int, p SampleParams, emit func(TokenEvent) error) (Result, error)
+	ScoreContinuations(ctx context.Context, promptIDs []int, continuations [][]int) ([]float64, error)
+	Info() ModelInfo
+}
+
+// ErrQueueFull is returned by an admission-controlled Engine when every
+// generation slot is busy and the wait queue is full (HTTP 429).
+var ErrQueueFull = errors.New("generation queue is full")
