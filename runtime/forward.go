@@ -1,0 +1,243 @@
+package runtime
+
+import (
+	"fmt"
+	"math"
+)
+
+// logitsMode says which positions of a forward pass need logits.
+type logitsMode int
+
+const (
+	logitsNone logitsMode = iota // fill the KV cache only
+	logitsLast                   // the last position only
+	logitsAll                    // every position
+)
+
+// workspace holds the activations of a forward pass over up to cap tokens,
+// so decoding allocates nothing per token. It belongs to one sequence.
+type workspace struct {
+	cap       int
+	x, xn     []float32 // [cap, hidden]
+	q, att    []float32 // [cap, heads*headDim]
+	k, v      []float32 // [cap, kvHeads*headDim]
+	gate, up  []float32 // [cap, intermediate]
+	proj      []float32 // [cap, hidden]
+	cos, sin  []float32 // [cap, headDim/2]
+	scores    []float32 // [heads, scoreCap]
+	scoreCap  int
+	logits    []float32 // [vocab] or [cap, vocab] for logitsAll
+	logitsAll bool
+}
+
+func (m *Model) newWorkspace(tokens int) *workspace {
+	ws := &workspace{}
+	ws.ensure(m, tokens, 0, logitsLast)
+	return ws
+}
+
+// ensure sizes the workspace for a pass of tokens positions ending at
+// position ctx (exclusive).
+func (ws *workspace) ensure(m *Model, tokens, ctx int, mode logitsMode) {
+	c := m.cfg
+	if tokens > ws.cap {
+		ws.cap = tokens
+		qd, kvd := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
+		ws.x = make([]float32, tokens*c.HiddenSize)
+		ws.xn = make([]float32, tokens*c.HiddenSize)
+		ws.proj = make([]float32, tokens*c.HiddenSize)
+		ws.q = make([]float32, tokens*qd)
+		ws.att = make([]float32, tokens*qd)
+		ws.k = make([]float32, tokens*kvd)
+		ws.v = make([]float32, tokens*kvd)
+		ws.gate = make([]float32, tokens*c.IntermediateSize)
+		ws.up = make([]float32, tokens*c.IntermediateSize)
+		ws.cos = make([]float32, tokens*c.HeadDim/2)
+		ws.sin = make([]float32, tokens*c.HeadDim/2)
+	}
+	if ctx > ws.scoreCap {
+		ws.scoreCap = (ctx + kvChunk - 1) / kvChunk * kvChunk
+		ws.scores = make([]float32, c.NumHeads*ws.scoreCap)
+	}
+	need := c.VocabSize
+	if mode == logitsAll {
+		need = tokens * c.VocabSize
+	}
+	if mode != logitsNone && len(ws.logits) < need {
+		ws.logits = make([]float32, need)
+	}
+}
+
+// forward runs ids through the model at positions cache.Len() onward,
+// appending their keys and values to cache. With logitsLast the logits of
+// the last position are in ws.logits[:vocab]; with logitsAll position i's are
+// at ws.logits[i*vocab:].
+func (m *Model) forward(ids []int, cache *KVCache, ws *workspace, mode logitsMode) error {
+	c := m.cfg
+	n := len(ids)
+	if n == 0 {
+		return nil
+	}
+	start := cache.n
+	if start+n > m.maxCtx {
+		return fmt.Errorf("context of %d tokens exceeds the limit of %d", start+n, m.maxCtx)
+	}
+	for _, id := range ids {
+		if id < 0 || id >= c.VocabSize {
+			return fmt.Errorf("token id %d is outside the vocabulary [0, %d)", id, c.VocabSize)
+		}
+	}
+	cache.reserve(start + n)
+	ws.ensure(m, n, start+n, mode)
+	H, hd, half := c.HiddenSize, c.HeadDim, c.HeadDim/2
+	qd, kvd := c.NumHeads*hd, c.NumKVHeads*hd
+	I := c.IntermediateSize
+
+	x := ws.x[:n*H]
+	for t, id := range ids {
+		m.embed.Row(x[t*H:(t+1)*H], id)
+	}
+	for t := 0; t < n; t++ {
+		p := float32(start + t)
+		for i := 0; i < half; i++ {
+			a := float64(p * m.invFreq[i])
+			ws.cos[t*half+i] = float32(math.Cos(a))
+			ws.sin[t*half+i] = float32(math.Sin(a))
+		}
+	}
+	xn, q, k, v := ws.xn[:n*H], ws.q[:n*qd], ws.k[:n*kvd], ws.v[:n*kvd]
+	eps := float32(c.RMSNormEps)
+	for li := range m.layers {
+		l := &m.layers[li]
+		for t := 0; t < n; t++ {
+			rmsNorm(xn[t*H:(t+1)*H], x[t*H:(t+1)*H], l.attnNorm, eps)
+		}
+		l.q.MatMul(q, xn, n)
+		l.k.MatMul(k, xn, n)
+		l.v.MatMul(v, xn, n)
+		for t := 0; t < n; t++ {
+			if l.qBias != nil {
+				addTo(q[t*qd:(t+1)*qd], l.qBias)
+				addTo(k[t*kvd:(t+1)*kvd], l.kBias)
+				addTo(v[t*kvd:(t+1)*kvd], l.vBias)
+			}
+			cs, sn := ws.cos[t*half:(t+1)*half], ws.sin[t*half:(t+1)*half]
+			for h := 0; h < c.NumHeads; h++ {
+				rope(q[t*qd+h*hd:t*qd+(h+1)*hd], cs, sn)
+			}
+			for h := 0; h < c.NumKVHeads; h++ {
+				rope(k[t*kvd+h*hd:t*kvd+(h+1)*hd], cs, sn)
+			}
+		}
+		copy(cache.k[li][start*kvd:(start+n)*kvd], k)
+		copy(cache.v[li][start*kvd:(start+n)*kvd], v)
+		m.attention(ws, cache, li, start, n)
+		l.o.MatMul(ws.proj[:n*H], ws.att[:n*qd], n)
+		addTo(x, ws.proj[:n*H])
+
+		for t := 0; t < n; t++ {
+			rmsNorm(xn[t*H:(t+1)*H], x[t*H:(t+1)*H], l.mlpNorm, eps)
+		}
+		gate, up := ws.gate[:n*I], ws.up[:n*I]
+		l.gate.MatMul(gate, xn, n)
+		l.up.MatMul(up, xn, n)
+		siluMul(gate, up)
+		l.down.MatMul(ws.proj[:n*H], gate, n)
+		addTo(x, ws.proj[:n*H])
+	}
+	cache.n = start + n
+
+	switch mode {
+	case logitsLast:
+		last := x[(n-1)*H : n*H]
+		rmsNorm(xn[:H], last, m.norm, eps)
+		m.lmHead.MatVec(ws.logits[:c.VocabSize], xn[:H])
+	case logitsAll:
+		for t := 0; t < n; t++ {
+			rmsNorm(xn[t*H:(t+1)*H], x[t*H:(t+1)*H], m.norm, eps)
+		}
+		m.lmHead.MatMul(ws.logits[:n*c.VocabSize], xn, n)
+	}
+	return nil
+}
+
+// attention computes causal scaled-dot-product attention for the n new
+// positions (start..start+n-1) against every cached position, writing the
+// concatenated head outputs to ws.att. Heads run in parallel.
+func (m *Model) attention(ws *workspace, cache *KVCache, li, start, n int) {
+	c := m.cfg
+	hd := c.HeadDim
+	qd, kvd := c.NumHeads*hd, c.NumKVHeads*hd
+	group := c.NumHeads / c.NumKVHeads
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	keys, vals := cache.k[li], cache.v[li]
+	parallelFor(c.NumHeads, 1, func(h0, h1 int) {
+		for h := h0; h < h1; h++ {
+			g := h / group
+			sc := ws.scores[h*ws.scoreCap : (h+1)*ws.scoreCap]
+			for t := 0; t < n; t++ {
+				ctx := start + t + 1
+				q := ws.q[t*qd+h*hd : t*qd+(h+1)*hd]
+				maxS := float32(math.Inf(-1))
+				for j := 0; j < ctx; j++ {
+					s := dot(q, keys[j*kvd+g*hd:j*kvd+(g+1)*hd]) * scale
+					sc[j] = s
+					if s > maxS {
+						maxS = s
+					}
+				}
+				var sum float32
+				for j := 0; j < ctx; j++ {
+					e := float32(math.Exp(float64(sc[j] - maxS)))
+					sc[j] = e
+					sum += e
+				}
+				out := ws.att[t*qd+h*hd : t*qd+(h+1)*hd]
+				clear(out)
+				inv := 1 / sum
+				for j := 0; j < ctx; j++ {
+					axpy(out, sc[j]*inv, vals[j*kvd+g*hd:j*kvd+(g+1)*hd])
+				}
+			}
+		}
+	})
+}
+
+// rmsNorm writes w ⊙ x / sqrt(mean(x²) + eps) to dst.
+func rmsNorm(dst, x, w []float32, eps float32) {
+	var ss float32
+	for _, v := range x {
+		ss += v * v
+	}
+	r := float32(1 / math.Sqrt(float64(ss/float32(len(x))+eps)))
+	for i, v := range x {
+		dst[i] = w[i] * (v * r)
+	}
+}
+
+// rope rotates one head vector in place (rotate-half convention): the first
+// half pairs with the second.
+func rope(x, cos, sin []float32) {
+	half := len(x) / 2
+	for i := 0; i < half; i++ {
+		a, b := x[i], x[i+half]
+		x[i] = a*cos[i] - b*sin[i]
+		x[i+half] = b*cos[i] + a*sin[i]
+	}
+}
+
+// siluMul computes gate = silu(gate) ⊙ up.
+func siluMul(gate, up []float32) {
+	up = up[:len(gate)]
+	for i, g := range gate {
+		gate[i] = g / (1 + float32(math.Exp(float64(-g)))) * up[i]
+	}
+}
+
+// addTo computes dst += src.
+func addTo(dst, src []float32) {
+	src = src[:len(dst)]
+	for i := range dst {
+		dst[i] += src[i]
+	}
+}
