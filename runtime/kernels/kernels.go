@@ -2,34 +2,187 @@
 // BF16-weight matrix × float32 activations for decode (one token) and prefill
 // (many tokens), spread over every core, with SIMD implementations where the
 // CPU has them and portable Go elsewhere.
+//
+// On amd64 the best of AVX-512 BF16 (VDPBF16PS), AVX-512F, AVX2+FMA and
+// portable Go is chosen at start-up; the build tag purego and every other
+// architecture use portable Go. Weight slices may start at any 2-byte
+// aligned address (memory-mapped safetensors), and every kernel accumulates
+// in float32.
 package kernels
+
+import (
+	"fmt"
+	"sync"
+)
+
+// isa names one implementation of the kernels.
+type isa int
+
+const (
+	isaGeneric    isa = iota // portable Go
+	isaAVX2                  // AVX2 + FMA, weights widened to float32
+	isaAVX512                // AVX-512F/BW/VL, weights widened to float32
+	isaAVX512BF16            // AVX-512 BF16 dot products (VDPBF16PS)
+)
+
+func (s isa) String() string {
+	switch s {
+	case isaAVX2:
+		return "avx2"
+	case isaAVX512:
+		return "avx512"
+	case isaAVX512BF16:
+		return "avx512bf16"
+	}
+	return "generic"
+}
+
+// active is the implementation in use; tests switch it to check each path.
+var active = detectISA()
+
+// ISA names the instruction set the kernels use on this machine:
+// "avx512bf16", "avx512", "avx2" or "generic".
+func ISA() string { return active.String() }
 
 // BF16ToF32 converts a bfloat16 bit pattern to float32 exactly.
 func BF16ToF32(b uint16) float32 { return f32frombits(uint32(b) << 16) }
 
+// F32ToBF16 rounds a float32 to the nearest bfloat16 (ties to even) and
+// returns its bit pattern. NaNs stay NaNs.
+func F32ToBF16(f float32) uint16 {
+	b := f32bits(f)
+	if b&0x7fffffff > 0x7f800000 { // NaN: keep it quiet and a NaN
+		return uint16(b>>16) | 0x40
+	}
+	b += 0x7fff + (b>>16)&1
+	return uint16(b >> 16)
+}
+
+// splitBF16 writes x ≈ hi + lo with hi = bf16(x) and lo = bf16(x - hi),
+// which keeps about 16 bits of x's mantissa for VDPBF16PS.
+func splitBF16(hi, lo []uint16, x []float32) {
+	hi = hi[:len(x)]
+	lo = lo[:len(x)]
+	for i, v := range x {
+		h := F32ToBF16(v)
+		hi[i] = h
+		lo[i] = F32ToBF16(v - BF16ToF32(h))
+	}
+}
+
+// splitBuf is scratch space for the bf16 split of the activations.
+type splitBuf struct{ hi, lo []uint16 }
+
+var splitPool = sync.Pool{New: func() any { return new(splitBuf) }}
+
+func getSplit(x []float32) *splitBuf {
+	b := splitPool.Get().(*splitBuf)
+	if cap(b.hi) < len(x) {
+		b.hi = make([]uint16, len(x))
+		b.lo = make([]uint16, len(x))
+	}
+	b.hi, b.lo = b.hi[:len(x)], b.lo[:len(x)]
+	splitBF16(b.hi, b.lo, x)
+	return b
+}
+
+func checkMat(op string, ylen, wlen, xlen, tokens, rows, cols int) {
+	if rows < 0 || cols < 0 || tokens < 0 {
+		panic(fmt.Sprintf("kernels.%s: negative shape tokens=%d rows=%d cols=%d", op, tokens, rows, cols))
+	}
+	if ylen < tokens*rows || wlen < rows*cols || xlen < tokens*cols {
+		panic(fmt.Sprintf("kernels.%s: short slice: len(y)=%d want %d, len(w)=%d want %d, len(x)=%d want %d",
+			op, ylen, tokens*rows, wlen, rows*cols, xlen, tokens*cols))
+	}
+}
+
+// matVecChunk picks the rows per parallel chunk of a matrix-vector
+// product: a multiple of 4, several chunks per thread so a descheduled
+// thread does not hold up the rest, and not so small that dispatch costs
+// show.
+func matVecChunk(rows, cols, threads int) int {
+	c := rows / (threads * 8)
+	if minRows := 16384 / max(cols, 1); c < minRows { // ≥ 32 KiB of weights
+		c = minRows
+	}
+	return max(4, (c+3)&^3)
+}
+
 // MatVecBF16 computes y[r] = Σ_c w[r*cols+c] · x[c] for r in [0, rows):
 // a row-major [rows, cols] BF16 weight matrix (raw bits) times a float32
-// vector. len(y) ≥ rows, len(x) ≥ cols, len(w) ≥ rows*cols.
+// vector. len(y) ≥ rows, len(x) ≥ cols, len(w) ≥ rows*cols. Work is
+// spread over Threads() goroutines.
 func MatVecBF16(y []float32, w []uint16, x []float32, rows, cols int) {
-	matVecBF16Generic(y, w, x, rows, cols)
+	checkMat("MatVecBF16", len(y), len(w), len(x), 1, rows, cols)
+	if rows == 0 {
+		return
+	}
+	set := active
+	x = x[:cols]
+	var xh, xl []uint16
+	if set == isaAVX512BF16 {
+		b := getSplit(x)
+		defer splitPool.Put(b)
+		xh, xl = b.hi, b.lo
+	}
+	chunk := matVecChunk(rows, cols, Threads())
+	ParallelChunks(rows, chunk, func(r0, r1 int) {
+		matVecRows(y, w, x, xh, xl, r0, r1, cols, set)
+	})
+}
+
+// matMulChunk picks the rows per parallel chunk of a matrix product so a
+// chunk of weights (≈ 256 KiB) stays in the core's L2 cache while every
+// token passes over it.
+func matMulChunk(rows, cols, threads int) int {
+	c := (256 << 10) / max(2*cols, 1)
+	if most := rows / (threads * 4); c > most {
+		c = most
+	}
+	return max(4, c&^3)
 }
 
 // MatMulBF16 computes y[n*rows+r] = Σ_c w[r*cols+c] · x[n*cols+c] for n in
 // [0, tokens): the BF16 weight matrix applied to a batch of row-major
-// activations, writing one output row per token.
+// activations, writing one output row per token. Work is spread over
+// Threads() goroutines, and each weight is loaded once per block of tokens.
 func MatMulBF16(y []float32, w []uint16, x []float32, tokens, rows, cols int) {
-	for n := 0; n < tokens; n++ {
-		matVecBF16Generic(y[n*rows:(n+1)*rows], w, x[n*cols:(n+1)*cols], rows, cols)
+	checkMat("MatMulBF16", len(y), len(w), len(x), tokens, rows, cols)
+	if rows == 0 || tokens == 0 {
+		return
 	}
+	if tokens == 1 {
+		MatVecBF16(y, w, x, rows, cols)
+		return
+	}
+	set := active
+	x = x[:tokens*cols]
+	var xh, xl []uint16
+	if set == isaAVX512BF16 {
+		b := getSplit(x)
+		defer splitPool.Put(b)
+		xh, xl = b.hi, b.lo
+	}
+	chunk := matMulChunk(rows, cols, Threads())
+	ParallelChunks(rows, chunk, func(r0, r1 int) {
+		matMulRows(y, w, x, xh, xl, tokens, rows, cols, r0, r1, set)
+	})
 }
 
-func matVecBF16Generic(y []float32, w []uint16, x []float32, rows, cols int) {
-	for r := 0; r < rows; r++ {
-		row := w[r*cols : (r+1)*cols]
-		var s float32
-		for c, b := range row {
-			s += BF16ToF32(b) * x[c]
-		}
-		y[r] = s
+// DotF32 returns Σ a[i]·b[i] over len(a); len(b) ≥ len(a).
+func DotF32(a, b []float32) float32 {
+	if len(a) == 0 {
+		return 0
 	}
+	_ = b[len(a)-1]
+	return dotF32(a, b)
+}
+
+// AxpyF32 computes y[i] += a·x[i] over len(y); len(x) ≥ len(y).
+func AxpyF32(y []float32, a float32, x []float32) {
+	if len(y) == 0 {
+		return
+	}
+	_ = x[len(y)-1]
+	axpyF32(y, a, x)
 }

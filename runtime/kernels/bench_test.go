@@ -1,0 +1,58 @@
+package kernels
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// Real Qwen1.5-0.5B shapes: q/k/v/o (1024×1024), gate/up (2816×1024),
+// down (1024×2816) and the tied lm_head (151936×1024).
+var benchShapes = [][2]int{{1024, 1024}, {2816, 1024}, {1024, 2816}, {151936, 1024}}
+
+func BenchmarkMatVecBF16(b *testing.B) {
+	saved := active
+	defer func() { active = saved }()
+	for _, s := range supportedISAs() {
+		active = s
+		for _, sh := range benchShapes {
+			rows, cols := sh[0], sh[1]
+			if s == isaGeneric && rows > 4096 {
+				continue
+			}
+			rng := rand.New(rand.NewPCG(1, 1))
+			w := randBF16(rng, rows*cols, 0.05, false)
+			x := randF32(rng, cols, 1)
+			y := make([]float32, rows)
+			b.Run(fmt.Sprintf("%s/%dx%d", s, rows, cols), func(b *testing.B) {
+				b.SetBytes(int64(rows * cols * 2))
+				for b.Loop() {
+					MatVecBF16(y, w, x, rows, cols)
+				}
+			})
+		}
+	}
+}
+
+func BenchmarkMatMulBF16(b *testing.B) {
+	saved := active
+	defer func() { active = saved }()
+	const tokens, rows, cols = 512, 2816, 1024
+	rng := rand.New(rand.NewPCG(1, 1))
+	w := randBF16(rng, rows*cols, 0.05, false)
+	x := randF32(rng, tokens*cols, 1)
+	y := make([]float32, tokens*rows)
+	for _, s := range supportedISAs() {
+		if s == isaGeneric {
+			continue
+		}
+		active = s
+		b.Run(fmt.Sprintf("%s/%dx%dx%d", s, tokens, rows, cols), func(b *testing.B) {
+			for b.Loop() {
+				MatMulBF16(y, w, x, tokens, rows, cols)
+			}
+			macs := float64(tokens*rows*cols) * float64(b.N)
+			b.ReportMetric(macs/b.Elapsed().Seconds()/1e9, "GMAC/s")
+		})
+	}
+}

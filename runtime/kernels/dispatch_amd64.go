@@ -1,0 +1,160 @@
+//go:build amd64 && !purego
+
+package kernels
+
+import "golang.org/x/sys/cpu"
+
+// detectISA picks the best instruction set this CPU and OS support.
+func detectISA() isa {
+	switch {
+	case cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512BF16:
+		return isaAVX512BF16
+	case cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL:
+		return isaAVX512
+	case cpu.X86.HasAVX2 && cpu.X86.HasFMA:
+		return isaAVX2
+	}
+	return isaGeneric
+}
+
+// supportedISAs lists every implementation this CPU can run, best last.
+func supportedISAs() []isa {
+	out := []isa{isaGeneric}
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		out = append(out, isaAVX2)
+	}
+	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL && cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		out = append(out, isaAVX512)
+		if cpu.X86.HasAVX512BF16 {
+			out = append(out, isaAVX512BF16)
+		}
+	}
+	return out
+}
+
+//go:noescape
+func dot4BF16DP(w *uint16, stride int, xh, xl *uint16, n32 int, out *[4]float32)
+
+//go:noescape
+func dot4x4BF16DP(w *uint16, wstride int, xh, xl *uint16, xstride int, n32 int, out *[16]float32)
+
+//go:noescape
+func dot4BF16F32x16(w *uint16, stride int, x *float32, n16 int, out *[4]float32)
+
+//go:noescape
+func dot4BF16F32x8(w *uint16, stride int, x *float32, n8 int, out *[4]float32)
+
+//go:noescape
+func dotF32AVX2(a, b *float32, n8 int) float32
+
+//go:noescape
+func axpyF32AVX2(y, x *float32, a float32, n8 int)
+
+// matVecRows computes y[r] for r in [r0, r1) with the active instruction
+// set. xh/xl are the bf16 split of x (only used by isaAVX512BF16).
+func matVecRows(y []float32, w []uint16, x []float32, xh, xl []uint16, r0, r1, cols int, set isa) {
+	var out [4]float32
+	var blk int
+	switch set {
+	case isaAVX512BF16:
+		blk = 32
+	case isaAVX512:
+		blk = 16
+	case isaAVX2:
+		blk = 8
+	default:
+		matVecRowsGeneric(y, w, x, r0, r1, cols)
+		return
+	}
+	nb := cols / blk
+	done := nb * blk
+	stride := cols * 2
+	r := r0
+	if nb > 0 {
+		for ; r+4 <= r1; r += 4 {
+			wp := &w[r*cols]
+			switch set {
+			case isaAVX512BF16:
+				dot4BF16DP(wp, stride, &xh[0], &xl[0], nb, &out)
+			case isaAVX512:
+				dot4BF16F32x16(wp, stride, &x[0], nb, &out)
+			case isaAVX2:
+				dot4BF16F32x8(wp, stride, &x[0], nb, &out)
+			}
+			if done < cols {
+				for i := 0; i < 4; i++ {
+					out[i] += dotBF16Generic(w[(r+i)*cols+done:(r+i+1)*cols], x[done:cols])
+				}
+			}
+			y[r], y[r+1], y[r+2], y[r+3] = out[0], out[1], out[2], out[3]
+		}
+	}
+	matVecRowsGeneric(y, w, x, r, r1, cols)
+}
+
+// matMulRows computes y[n*rows+r] for every token n and r in [r0, r1).
+func matMulRows(y []float32, w []uint16, x []float32, xh, xl []uint16, tokens, rows, cols, r0, r1 int, set isa) {
+	if set != isaAVX512BF16 || cols < 32 {
+		for n := 0; n < tokens; n++ {
+			var sh, sl []uint16
+			if xh != nil {
+				sh, sl = xh[n*cols:(n+1)*cols], xl[n*cols:(n+1)*cols]
+			}
+			matVecRows(y[n*rows:(n+1)*rows], w, x[n*cols:(n+1)*cols], sh, sl, r0, r1, cols, set)
+		}
+		return
+	}
+	var out [16]float32
+	nb := cols / 32
+	done := nb * 32
+	stride := cols * 2
+	n := 0
+	for ; n+4 <= tokens; n += 4 {
+		r := r0
+		for ; r+4 <= r1; r += 4 {
+			dot4x4BF16DP(&w[r*cols], stride, &xh[n*cols], &xl[n*cols], stride, nb, &out)
+			for t := 0; t < 4; t++ {
+				yt := y[(n+t)*rows:]
+				if done < cols {
+					xt := x[(n+t)*cols+done : (n+t+1)*cols]
+					for i := 0; i < 4; i++ {
+						out[4*t+i] += dotBF16Generic(w[(r+i)*cols+done:(r+i+1)*cols], xt)
+					}
+				}
+				yt[r], yt[r+1], yt[r+2], yt[r+3] = out[4*t], out[4*t+1], out[4*t+2], out[4*t+3]
+			}
+		}
+		for t := 0; t < 4; t++ {
+			matVecRowsGeneric(y[(n+t)*rows:(n+t+1)*rows], w, x[(n+t)*cols:(n+t+1)*cols], r, r1, cols)
+		}
+	}
+	for ; n < tokens; n++ {
+		matVecRows(y[n*rows:(n+1)*rows], w, x[n*cols:(n+1)*cols], xh[n*cols:(n+1)*cols], xl[n*cols:(n+1)*cols], r0, r1, cols, set)
+	}
+}
+
+func dotF32(a, b []float32) float32 {
+	n := len(a)
+	if active < isaAVX2 || n < 8 {
+		return dotF32Generic(a, b)
+	}
+	n8 := n / 8
+	s := dotF32AVX2(&a[0], &b[0], n8)
+	if n8*8 < n {
+		s += dotF32Generic(a[n8*8:], b[n8*8:n])
+	}
+	return s
+}
+
+func axpyF32(y []float32, a float32, x []float32) {
+	n := len(y)
+	if active < isaAVX2 || n < 8 {
+		axpyF32Generic(y, a, x)
+		return
+	}
+	n8 := n / 8
+	axpyF32AVX2(&y[0], &x[0], a, n8)
+	if n8*8 < n {
+		axpyF32Generic(y[n8*8:], a, x[n8*8:n])
+	}
+}

@@ -1,0 +1,21 @@
+//go:build !amd64 || purego
+
+package kernels
+
+func detectISA() isa { return isaGeneric }
+
+func supportedISAs() []isa { return []isa{isaGeneric} }
+
+func matVecRows(y []float32, w []uint16, x []float32, _, _ []uint16, r0, r1, cols int, _ isa) {
+	matVecRowsGeneric(y, w, x, r0, r1, cols)
+}
+
+func matMulRows(y []float32, w []uint16, x []float32, _, _ []uint16, tokens, rows, cols, r0, r1 int, _ isa) {
+	for n := 0; n < tokens; n++ {
+		matVecRowsGeneric(y[n*rows:(n+1)*rows], w, x[n*cols:(n+1)*cols], r0, r1, cols)
+	}
+}
+
+func dotF32(a, b []float32) float32 { return dotF32Generic(a, b) }
+
+func axpyF32(y []float32, a float32, x []float32) { axpyF32Generic(y, a, x) }

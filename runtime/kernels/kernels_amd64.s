@@ -1,0 +1,337 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+#include "dpbf16_amd64.h"
+
+// HSUM4Y sums each of Y0..Y3 across its 8 lanes and stores the four sums
+// as float32 at off(DX). Clobbers Y0..Y3.
+#define HSUM4Y(off) \
+	VHADDPS Y1, Y0, Y0; \
+	VHADDPS Y3, Y2, Y2; \
+	VHADDPS Y2, Y0, Y0; \
+	VEXTRACTF128 $1, Y0, X1; \
+	VADDPS X1, X0, X0; \
+	VMOVUPS X0, off(DX)
+
+// FOLD512 adds the upper 256 bits of Z into its lower half Y.
+#define FOLD512(Z, Y) \
+	VEXTRACTF64X4 $1, Z, Y16; \
+	VADDPS Y16, Y, Y
+
+// HSUM4Z reduces four zmm accumulators A..D (lower halves YA..YD) to four
+// float32 at off(DX), going through Y0..Y3. Clobbers Y0..Y3, Y16.
+#define HSUM4Z(A, B, C, D, YA, YB, YC, YD, off) \
+	FOLD512(A, YA); \
+	FOLD512(B, YB); \
+	FOLD512(C, YC); \
+	FOLD512(D, YD); \
+	VMOVAPS YA, Y0; \
+	VMOVAPS YB, Y1; \
+	VMOVAPS YC, Y2; \
+	VMOVAPS YD, Y3; \
+	HSUM4Y(off)
+
+// func dot4BF16DP(w *uint16, stride int, xh, xl *uint16, n32 int, out *[4]float32)
+//
+// out[i] = Σ_{k<32·n32} w[i·stride/2 + k]·(xh[k]+xl[k]) for i in 0..3, using
+// VDPBF16PS; the activation is split into bf16 high and low parts so it
+// keeps about 16 bits of mantissa.
+TEXT ·dot4BF16DP(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), SI
+	MOVQ stride+8(FP), R8
+	MOVQ xh+16(FP), DI
+	MOVQ xl+24(FP), R10
+	MOVQ n32+32(FP), CX
+	MOVQ out+40(FP), DX
+	LEAQ (R8)(R8*2), R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	TESTQ CX, CX
+	JZ    dp4done
+
+dp4loop:
+	VMOVDQU16 (SI), Z4
+	VMOVDQU16 (SI)(R8*1), Z5
+	VMOVDQU16 (SI)(R8*2), Z6
+	VMOVDQU16 (SI)(R9*1), Z7
+	VMOVDQU16 (DI), Z8
+	VMOVDQU16 (R10), Z9
+	DPBF16_Z0_Z4_Z8
+	DPBF16_Z10_Z4_Z9
+	DPBF16_Z1_Z5_Z8
+	DPBF16_Z11_Z5_Z9
+	DPBF16_Z2_Z6_Z8
+	DPBF16_Z12_Z6_Z9
+	DPBF16_Z3_Z7_Z8
+	DPBF16_Z13_Z7_Z9
+	ADDQ $64, SI
+	ADDQ $64, DI
+	ADDQ $64, R10
+	DECQ CX
+	JNZ  dp4loop
+
+dp4done:
+	VADDPS Z10, Z0, Z0
+	VADDPS Z11, Z1, Z1
+	VADDPS Z12, Z2, Z2
+	VADDPS Z13, Z3, Z3
+	FOLD512(Z0, Y0)
+	FOLD512(Z1, Y1)
+	FOLD512(Z2, Y2)
+	FOLD512(Z3, Y3)
+	HSUM4Y(0)
+	VZEROUPPER
+	RET
+
+// func dot4x4BF16DP(w *uint16, wstride int, xh, xl *uint16, xstride int, n32 int, out *[16]float32)
+//
+// out[4t+i] = Σ_{k<32·n32} w[i·wstride/2 + k]·(xh[t·xstride/2+k]+xl[t·xstride/2+k])
+// for rows i and tokens t in 0..3: a 4×4 register tile of VDPBF16PS
+// accumulators, so each weight vector loaded serves four tokens.
+TEXT ·dot4x4BF16DP(SB), NOSPLIT, $0-56
+	MOVQ w+0(FP), SI
+	MOVQ wstride+8(FP), R8
+	MOVQ xh+16(FP), DI
+	MOVQ xl+24(FP), R10
+	MOVQ xstride+32(FP), R11
+	MOVQ n32+40(FP), CX
+	MOVQ out+48(FP), DX
+	LEAQ (R8)(R8*2), R9
+	LEAQ (R11)(R11*2), R12
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	TESTQ CX, CX
+	JZ    t44done
+
+t44loop:
+	VMOVDQU16 (SI), Z16
+	VMOVDQU16 (SI)(R8*1), Z17
+	VMOVDQU16 (SI)(R8*2), Z18
+	VMOVDQU16 (SI)(R9*1), Z19
+
+	VMOVDQU16 (DI), Z20
+	VMOVDQU16 (R10), Z21
+	DPBF16_Z0_Z16_Z20
+	DPBF16_Z1_Z17_Z20
+	DPBF16_Z2_Z18_Z20
+	DPBF16_Z3_Z19_Z20
+	DPBF16_Z0_Z16_Z21
+	DPBF16_Z1_Z17_Z21
+	DPBF16_Z2_Z18_Z21
+	DPBF16_Z3_Z19_Z21
+
+	VMOVDQU16 (DI)(R11*1), Z20
+	VMOVDQU16 (R10)(R11*1), Z21
+	DPBF16_Z4_Z16_Z20
+	DPBF16_Z5_Z17_Z20
+	DPBF16_Z6_Z18_Z20
+	DPBF16_Z7_Z19_Z20
+	DPBF16_Z4_Z16_Z21
+	DPBF16_Z5_Z17_Z21
+	DPBF16_Z6_Z18_Z21
+	DPBF16_Z7_Z19_Z21
+
+	VMOVDQU16 (DI)(R11*2), Z20
+	VMOVDQU16 (R10)(R11*2), Z21
+	DPBF16_Z8_Z16_Z20
+	DPBF16_Z9_Z17_Z20
+	DPBF16_Z10_Z18_Z20
+	DPBF16_Z11_Z19_Z20
+	DPBF16_Z8_Z16_Z21
+	DPBF16_Z9_Z17_Z21
+	DPBF16_Z10_Z18_Z21
+	DPBF16_Z11_Z19_Z21
+
+	VMOVDQU16 (DI)(R12*1), Z20
+	VMOVDQU16 (R10)(R12*1), Z21
+	DPBF16_Z12_Z16_Z20
+	DPBF16_Z13_Z17_Z20
+	DPBF16_Z14_Z18_Z20
+	DPBF16_Z15_Z19_Z20
+	DPBF16_Z12_Z16_Z21
+	DPBF16_Z13_Z17_Z21
+	DPBF16_Z14_Z18_Z21
+	DPBF16_Z15_Z19_Z21
+
+	ADDQ $64, SI
+	ADDQ $64, DI
+	ADDQ $64, R10
+	DECQ CX
+	JNZ  t44loop
+
+t44done:
+	// Token 0 is in Z0..Z3; move the other tokens down as each is stored.
+	HSUM4Z(Z0, Z1, Z2, Z3, Y0, Y1, Y2, Y3, 0)
+	HSUM4Z(Z4, Z5, Z6, Z7, Y4, Y5, Y6, Y7, 16)
+	HSUM4Z(Z8, Z9, Z10, Z11, Y8, Y9, Y10, Y11, 32)
+	HSUM4Z(Z12, Z13, Z14, Z15, Y12, Y13, Y14, Y15, 48)
+	VZEROUPPER
+	RET
+
+// func dot4BF16F32x16(w *uint16, stride int, x *float32, n16 int, out *[4]float32)
+//
+// AVX-512F without BF16: widen each bf16 weight to float32 by a 16-bit
+// shift and FMA with the float32 activation, 16 columns per step.
+TEXT ·dot4BF16F32x16(SB), NOSPLIT, $0-40
+	MOVQ w+0(FP), SI
+	MOVQ stride+8(FP), R8
+	MOVQ x+16(FP), DI
+	MOVQ n16+24(FP), CX
+	MOVQ out+32(FP), DX
+	LEAQ (R8)(R8*2), R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	TESTQ CX, CX
+	JZ    f16done
+
+f16loop:
+	VMOVUPS   (DI), Z8
+	VPMOVZXWD (SI), Z4
+	VPMOVZXWD (SI)(R8*1), Z5
+	VPMOVZXWD (SI)(R8*2), Z6
+	VPMOVZXWD (SI)(R9*1), Z7
+	VPSLLD    $16, Z4, Z4
+	VPSLLD    $16, Z5, Z5
+	VPSLLD    $16, Z6, Z6
+	VPSLLD    $16, Z7, Z7
+	VFMADD231PS Z8, Z4, Z0
+	VFMADD231PS Z8, Z5, Z1
+	VFMADD231PS Z8, Z6, Z2
+	VFMADD231PS Z8, Z7, Z3
+	ADDQ $32, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ  f16loop
+
+f16done:
+	FOLD512(Z0, Y0)
+	FOLD512(Z1, Y1)
+	FOLD512(Z2, Y2)
+	FOLD512(Z3, Y3)
+	HSUM4Y(0)
+	VZEROUPPER
+	RET
+
+// func dot4BF16F32x8(w *uint16, stride int, x *float32, n8 int, out *[4]float32)
+//
+// AVX2+FMA: widen bf16 weights to float32 and FMA, 8 columns per step.
+TEXT ·dot4BF16F32x8(SB), NOSPLIT, $0-40
+	MOVQ w+0(FP), SI
+	MOVQ stride+8(FP), R8
+	MOVQ x+16(FP), DI
+	MOVQ n8+24(FP), CX
+	MOVQ out+32(FP), DX
+	LEAQ (R8)(R8*2), R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	TESTQ CX, CX
+	JZ    f8done
+
+f8loop:
+	VMOVUPS   (DI), Y8
+	VPMOVZXWD (SI), Y4
+	VPMOVZXWD (SI)(R8*1), Y5
+	VPMOVZXWD (SI)(R8*2), Y6
+	VPMOVZXWD (SI)(R9*1), Y7
+	VPSLLD    $16, Y4, Y4
+	VPSLLD    $16, Y5, Y5
+	VPSLLD    $16, Y6, Y6
+	VPSLLD    $16, Y7, Y7
+	VFMADD231PS Y8, Y4, Y0
+	VFMADD231PS Y8, Y5, Y1
+	VFMADD231PS Y8, Y6, Y2
+	VFMADD231PS Y8, Y7, Y3
+	ADDQ $16, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  f8loop
+
+f8done:
+	HSUM4Y(0)
+	VZEROUPPER
+	RET
+
+// func dotF32AVX2(a, b *float32, n8 int) float32
+TEXT ·dotF32AVX2(SB), NOSPLIT, $0-28
+	MOVQ a+0(FP), SI
+	MOVQ b+8(FP), DI
+	MOVQ n8+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	TESTQ CX, CX
+	JZ    dotdone
+	CMPQ  CX, $2
+	JB    dotone
+
+dottwo:
+	VMOVUPS (SI), Y2
+	VMOVUPS 32(SI), Y3
+	VFMADD231PS (DI), Y2, Y0
+	VFMADD231PS 32(DI), Y3, Y1
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $2, CX
+	CMPQ CX, $2
+	JAE  dottwo
+	TESTQ CX, CX
+	JZ    dotdone
+
+dotone:
+	VMOVUPS (SI), Y2
+	VFMADD231PS (DI), Y2, Y0
+
+dotdone:
+	VADDPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMOVSS X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func axpyF32AVX2(y, x *float32, a float32, n8 int)
+TEXT ·axpyF32AVX2(SB), NOSPLIT, $0-32
+	MOVQ y+0(FP), DI
+	MOVQ x+8(FP), SI
+	VBROADCASTSS a+16(FP), Y0
+	MOVQ n8+24(FP), CX
+	TESTQ CX, CX
+	JZ    axpydone
+
+axpyloop:
+	VMOVUPS (DI), Y1
+	VFMADD231PS (SI), Y0, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  axpyloop
+
+axpydone:
+	VZEROUPPER
+	RET

@@ -1,0 +1,127 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// withISA runs f once per implementation this CPU supports, with that
+// implementation forced.
+func withISA(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	saved := active
+	defer func() { active = saved }()
+	for _, s := range supportedISAs() {
+		active = s
+		t.Run(s.String(), f)
+	}
+}
+
+// randBF16 returns n bf16 weights, roughly N(0, scale²), in a slice that
+// starts off 16-byte alignment when misalign is set (as tensors inside a
+// memory-mapped file do).
+func randBF16(rng *rand.Rand, n int, scale float64, misalign bool) []uint16 {
+	off := 0
+	if misalign {
+		off = 1
+	}
+	buf := make([]uint16, n+off)
+	w := buf[off:]
+	for i := range w {
+		w[i] = F32ToBF16(float32(rng.NormFloat64() * scale))
+	}
+	return w
+}
+
+func randF32(rng *rand.Rand, n int, scale float64) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64() * scale)
+	}
+	return x
+}
+
+// refMatMul is the float64 reference: y[n][r] = Σ_c w[r][c]·x[n][c], and
+// the matching Σ |w·x| that bounds the float32 rounding error.
+func refMatMul(w []uint16, x []float32, tokens, rows, cols int) (y, mag []float64) {
+	y = make([]float64, tokens*rows)
+	mag = make([]float64, tokens*rows)
+	for n := 0; n < tokens; n++ {
+		for r := 0; r < rows; r++ {
+			var s, m float64
+			for c := 0; c < cols; c++ {
+				p := float64(BF16ToF32(w[r*cols+c])) * float64(x[n*cols+c])
+				s += p
+				m += math.Abs(p)
+			}
+			y[n*rows+r] = s
+			mag[n*rows+r] = m
+		}
+	}
+	return y, mag
+}
+
+// checkClose fails unless every got[i] is within the float32 error bound
+// of want[i]: tol·Σ|terms| with tol a small multiple of float32 epsilon
+// (the bf16 hi/lo split of activations adds about 2⁻¹⁷ relative per term).
+func checkClose(t *testing.T, what string, got []float32, want, mag []float64, tol float64) {
+	t.Helper()
+	bad := 0
+	for i := range want {
+		err := math.Abs(float64(got[i]) - want[i])
+		if err > tol*mag[i]+1e-30 || math.IsNaN(float64(got[i])) {
+			if bad < 5 {
+				t.Errorf("%s: [%d] got %v want %v (err %.3g, bound %.3g)", what, i, got[i], want[i], err, tol*mag[i])
+			}
+			bad++
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%s: %d of %d outputs out of bound", what, bad, len(want))
+	}
+}
+
+// errTol is the relative (to Σ|w·x|) error allowed for every path:
+// float32 accumulation over a few thousand terms plus the 2⁻¹⁷ split.
+const errTol = 1e-5
+
+var matShapes = [][2]int{
+	{1, 1}, {1, 7}, {3, 31}, {4, 32}, {5, 33}, {7, 63}, {8, 64}, {9, 100},
+	{13, 129}, {16, 1024}, {33, 95}, {64, 257}, {100, 1000}, {130, 2816},
+}
+
+func TestMatVecBF16(t *testing.T) {
+	withISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(1, 2))
+		for _, sh := range matShapes {
+			rows, cols := sh[0], sh[1]
+			for _, mis := range []bool{false, true} {
+				w := randBF16(rng, rows*cols, 0.05, mis)
+				x := randF32(rng, cols, 1)
+				y := make([]float32, rows)
+				MatVecBF16(y, w, x, rows, cols)
+				want, mag := refMatMul(w, x, 1, rows, cols)
+				checkClose(t, fmt.Sprintf("%dx%d misaligned=%v", rows, cols, mis), y, want, mag, errTol)
+			}
+		}
+	})
+}
+
+func TestMatMulBF16(t *testing.T) {
+	withISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(3, 4))
+		for _, tokens := range []int{1, 2, 3, 4, 5, 8, 11} {
+			for _, sh := range matShapes {
+				rows, cols := sh[0], sh[1]
+				w := randBF16(rng, rows*cols, 0.05, tokens%2 == 1)
+				x := randF32(rng, tokens*cols, 1)
+				y := make([]float32, tokens*rows)
+				MatMulBF16(y, w, x, tokens, rows, cols)
+				want, mag := refMatMul(w, x, tokens, rows, cols)
+				checkClose(t, fmt.Sprintf("%d tokens %dx%d", tokens, rows, cols), y, want, mag, errTol)
+			}
+		}
+	})
+}

@@ -1,0 +1,193 @@
+package kernels
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// spinFor is how long an idle worker keeps polling for the next job before
+// it parks. A decode step issues a few hundred small jobs back to back, so
+// workers that stay awake between them save the wake-up latency of a
+// parked goroutine (tens of microseconds) on every call.
+const spinFor = 200 * time.Microsecond
+
+// job is one parallel loop: fn over [0, n) in chunks of chunk. It is
+// immutable once published except for its counters.
+type job struct {
+	fn     func(start, end int)
+	n      int
+	chunk  int
+	chunks int64
+	next   atomic.Int64 // next chunk to hand out
+	done   atomic.Int64 // chunks finished
+}
+
+// run executes chunks of j until none are left.
+func (j *job) run() {
+	for {
+		c := j.next.Add(1) - 1
+		if c >= j.chunks {
+			return
+		}
+		start := int(c) * j.chunk
+		end := min(start+j.chunk, j.n)
+		j.fn(start, end)
+		j.done.Add(1)
+	}
+}
+
+// pool is a set of persistent worker goroutines that help the calling
+// goroutine through parallel loops. One loop runs at a time; a caller that
+// finds the pool busy (another model, or a nested call from inside a
+// loop) runs its loop on its own goroutine instead of waiting.
+type pool struct {
+	threads int // workers + the caller
+	busy    sync.Mutex
+	cur     atomic.Pointer[job]
+	workers []*worker
+	quit    atomic.Bool
+}
+
+type worker struct {
+	sleeping atomic.Bool
+	wake     chan struct{}
+}
+
+func newPool(threads int) *pool {
+	p := &pool{threads: threads}
+	for i := 0; i < threads-1; i++ {
+		w := &worker{wake: make(chan struct{}, 1)}
+		p.workers = append(p.workers, w)
+		go p.loop(w)
+	}
+	return p
+}
+
+// loop is a worker's life: poll for a new job, run it, and park after
+// spinFor without work.
+func (p *pool) loop(w *worker) {
+	var last *job
+	idleSince := time.Now()
+	for spins := 0; ; spins++ {
+		if j := p.cur.Load(); j != last && j != nil {
+			last = j
+			j.run()
+			idleSince = time.Now()
+			spins = 0
+			continue
+		}
+		if spins&63 != 63 {
+			continue
+		}
+		if p.quit.Load() {
+			return
+		}
+		if time.Since(idleSince) < spinFor {
+			runtime.Gosched()
+			continue
+		}
+		// Park. The dispatcher wakes us only if it flips sleeping back
+		// to false, so every send on wake matches one park.
+		w.sleeping.Store(true)
+		if j := p.cur.Load(); (j != last && j != nil) || p.quit.Load() {
+			if w.sleeping.CompareAndSwap(true, false) {
+				idleSince = time.Now()
+				continue
+			}
+		}
+		<-w.wake
+		idleSince = time.Now()
+	}
+}
+
+// wakeAll unparks every parked worker.
+func (p *pool) wakeAll() {
+	for _, w := range p.workers {
+		if w.sleeping.CompareAndSwap(true, false) {
+			w.wake <- struct{}{}
+		}
+	}
+}
+
+// close stops the workers; the pool must not be used afterwards.
+func (p *pool) close() {
+	p.busy.Lock()
+	defer p.busy.Unlock()
+	p.quit.Store(true)
+	p.wakeAll()
+}
+
+// parallel runs fn over [0, n) in chunks of chunk, on the caller and the
+// workers, and returns when every chunk is done.
+func (p *pool) parallel(n, chunk int, fn func(start, end int)) {
+	if n <= 0 {
+		return
+	}
+	if chunk < 1 {
+		chunk = 1
+	}
+	if len(p.workers) == 0 || n <= chunk || !p.busy.TryLock() {
+		for s := 0; s < n; s += chunk {
+			fn(s, min(s+chunk, n))
+		}
+		return
+	}
+	defer p.busy.Unlock()
+	j := &job{fn: fn, n: n, chunk: chunk, chunks: int64((n + chunk - 1) / chunk)}
+	p.cur.Store(j)
+	p.wakeAll()
+	j.run()
+	for spins := 0; j.done.Load() < j.chunks; spins++ {
+		if spins&63 == 63 {
+			runtime.Gosched()
+		}
+	}
+}
+
+var (
+	poolMu     sync.Mutex
+	sharedPool atomic.Pointer[pool]
+)
+
+func init() {
+	sharedPool.Store(newPool(runtime.GOMAXPROCS(0)))
+}
+
+// Threads reports how many goroutines (the caller included) the kernels
+// spread work over. The default is runtime.GOMAXPROCS(0) at start-up.
+func Threads() int { return sharedPool.Load().threads }
+
+// SetThreads sets the number of goroutines the kernels use, the caller
+// included; n < 1 means runtime.GOMAXPROCS(0). It must not be called while
+// kernels are running on other goroutines.
+func SetThreads(n int) {
+	if n < 1 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	poolMu.Lock()
+	defer poolMu.Unlock()
+	old := sharedPool.Load()
+	if old.threads == n {
+		return
+	}
+	sharedPool.Store(newPool(n))
+	old.close()
+}
+
+// Parallel calls fn on disjoint ranges [start, end) that together cover
+// [0, n), concurrently on up to Threads() goroutines, and returns when all
+// calls have returned. Ranges are handed out dynamically, a few per
+// thread, so uneven work balances. fn may itself call kernels; nested
+// calls run on the calling goroutine.
+func Parallel(n int, fn func(start, end int)) {
+	t := Threads()
+	ParallelChunks(n, max(1, n/(4*t)), fn)
+}
+
+// ParallelChunks is Parallel with a chosen grain: ranges have chunk
+// elements (the last may be shorter).
+func ParallelChunks(n, chunk int, fn func(start, end int)) {
+	sharedPool.Load().parallel(n, chunk, fn)
+}
