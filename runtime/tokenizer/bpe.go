@@ -1,0 +1,291 @@
+package tokenizer
+
+import (
+	"strings"
+	"sync"
+	"unicode/utf8"
+)
+
+func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
+
+const noMerge = ^uint64(0)
+
+// lookupMerge returns rank<<32|merged id for the pair, or noMerge.
+func (t *Tokenizer) lookupMerge(a, b int32) uint64 {
+	if v, ok := t.merges[pairKey(a, b)]; ok {
+		return v
+	}
+	return noMerge
+}
+
+// Words longer than this are not cached (they are rare and would evict
+// many short, frequent words).
+const maxCachedWord = 128
+
+// bpeScratch holds reusable buffers for one BPE call.
+type bpeScratch struct {
+	ids   []int32
+	ranks []uint64
+	prev  []int32
+	next  []int32
+	heap  []mergeCand
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(bpeScratch) }}
+
+// bpe appends the ids of one pre-tokenized word.
+func (t *Tokenizer) bpe(dst []int, word string) []int {
+	if t.byteLevel && len(word) == 1 && t.byteIDs[word[0]] >= 0 {
+		return append(dst, int(t.byteIDs[word[0]]))
+	}
+	if t.ignoreMerges {
+		if id, ok := t.vocab[word]; ok {
+			return append(dst, id)
+		}
+	}
+	cacheable := len(word) <= maxCachedWord
+	if cacheable {
+		if ids, ok := t.cache.get(word); ok {
+			for _, id := range ids {
+				dst = append(dst, int(id))
+			}
+			return dst
+		}
+	}
+	sc := scratchPool.Get().(*bpeScratch)
+	ids := t.initialSymbols(sc.ids[:0], word)
+	if len(ids) > 1 && len(t.merges) > 0 {
+		if len(ids) <= 48 {
+			ids = t.mergeSmall(sc, ids)
+		} else {
+			ids = t.mergeHeap(sc, ids)
+		}
+	}
+	for _, id := range ids {
+		dst = append(dst, int(id))
+	}
+	if cacheable {
+		t.cache.put(word, append([]int32(nil), ids...))
+	}
+	sc.ids = ids[:0]
+	scratchPool.Put(sc)
+	return dst
+}
+
+// initialSymbols splits a word into the symbols BPE starts from: its bytes
+// (byte-level) or its characters, with byte_fallback or unk for characters
+// missing from the vocabulary.
+func (t *Tokenizer) initialSymbols(ids []int32, word string) []int32 {
+	if t.byteLevel {
+		for i := 0; i < len(word); i++ {
+			if id := t.byteIDs[word[i]]; id >= 0 {
+				ids = append(ids, id)
+			} else if t.unkID >= 0 {
+				ids = t.appendUnk(ids)
+			}
+		}
+		return ids
+	}
+	for i := 0; i < len(word); {
+		_, n := utf8.DecodeRuneInString(word[i:])
+		ch := word[i : i+n]
+		i += n
+		if id, ok := t.vocab[ch]; ok && !t.special[id] {
+			ids = append(ids, int32(id))
+			continue
+		}
+		if t.byteFallback {
+			ok := true
+			for k := 0; k < len(ch); k++ {
+				ok = ok && t.byteIDs[ch[k]] >= 0
+			}
+			if ok {
+				for k := 0; k < len(ch); k++ {
+					ids = append(ids, t.byteIDs[ch[k]])
+				}
+				continue
+			}
+		}
+		if t.unkID >= 0 {
+			ids = t.appendUnk(ids)
+		}
+	}
+	return ids
+}
+
+func (t *Tokenizer) appendUnk(ids []int32) []int32 {
+	if t.fuseUnk && len(ids) > 0 && ids[len(ids)-1] == int32(t.unkID) {
+		return ids
+	}
+	return append(ids, int32(t.unkID))
+}
+
+// mergeSmall applies merges lowest rank first (leftmost on ties), keeping
+// the rank of each adjacent pair so each merge costs two lookups and a
+// linear scan. It is the faster choice for short words.
+func (t *Tokenizer) mergeSmall(sc *bpeScratch, ids []int32) []int32 {
+	ranks := sc.ranks[:0]
+	for k := 0; k+1 < len(ids); k++ {
+		ranks = append(ranks, t.lookupMerge(ids[k], ids[k+1]))
+	}
+	for len(ids) > 1 {
+		best, bi := noMerge, -1
+		for k, r := range ranks {
+			if r < best {
+				best, bi = r, k
+			}
+		}
+		if bi < 0 {
+			break
+		}
+		ids[bi] = int32(uint32(best))
+		copy(ids[bi+1:], ids[bi+2:])
+		ids = ids[:len(ids)-1]
+		copy(ranks[bi:], ranks[bi+1:])
+		ranks = ranks[:len(ranks)-1]
+		if bi > 0 {
+			ranks[bi-1] = t.lookupMerge(ids[bi-1], ids[bi])
+		}
+		if bi < len(ranks) {
+			ranks[bi] = t.lookupMerge(ids[bi], ids[bi+1])
+		}
+	}
+	sc.ranks = ranks[:0]
+	return ids
+}
+
+// mergeCand is a candidate merge of the symbol at pos with its successor.
+type mergeCand struct {
+	rank uint32
+	pos  int32
+	val  uint64 // the merge table value when queued, to detect stale entries
+}
+
+func (a mergeCand) less(b mergeCand) bool {
+	return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos)
+}
+
+// mergeHeap is the O(n log n) merge loop for long words: a priority queue
+// of (rank, position) over a linked list of symbols, as in the reference
+// implementation.
+func (t *Tokenizer) mergeHeap(sc *bpeScratch, ids []int32) []int32 {
+	n := len(ids)
+	prev, next := sc.prev[:0], sc.next[:0]
+	for k := 0; k < n; k++ {
+		prev = append(prev, int32(k-1))
+		next = append(next, int32(k+1))
+	}
+	next[n-1] = -1
+	h := sc.heap[:0]
+	push := func(c mergeCand) {
+		h = append(h, c)
+		k := len(h) - 1
+		for k > 0 {
+			p := (k - 1) / 2
+			if !h[k].less(h[p]) {
+				break
+			}
+			h[k], h[p] = h[p], h[k]
+			k = p
+		}
+	}
+	pop := func() mergeCand {
+		top := h[0]
+		last := len(h) - 1
+		h[0] = h[last]
+		h = h[:last]
+		k := 0
+		for {
+			l := 2*k + 1
+			if l >= len(h) {
+				break
+			}
+			m := l
+			if r := l + 1; r < len(h) && h[r].less(h[l]) {
+				m = r
+			}
+			if !h[m].less(h[k]) {
+				break
+			}
+			h[k], h[m] = h[m], h[k]
+			k = m
+		}
+		return top
+	}
+	for k := 0; k+1 < n; k++ {
+		if v := t.lookupMerge(ids[k], ids[k+1]); v != noMerge {
+			push(mergeCand{rank: uint32(v >> 32), pos: int32(k), val: v})
+		}
+	}
+	const dead = -2
+	for len(h) > 0 {
+		c := pop()
+		p := c.pos
+		if ids[p] == dead || next[p] < 0 {
+			continue
+		}
+		r := next[p]
+		if t.lookupMerge(ids[p], ids[r]) != c.val {
+			continue
+		}
+		ids[p] = int32(uint32(c.val))
+		ids[r] = dead
+		next[p] = next[r]
+		if next[r] >= 0 {
+			prev[next[r]] = p
+		}
+		if q := prev[p]; q >= 0 {
+			if v := t.lookupMerge(ids[q], ids[p]); v != noMerge {
+				push(mergeCand{rank: uint32(v >> 32), pos: q, val: v})
+			}
+		}
+		if nx := next[p]; nx >= 0 {
+			if v := t.lookupMerge(ids[p], ids[nx]); v != noMerge {
+				push(mergeCand{rank: uint32(v >> 32), pos: p, val: v})
+			}
+		}
+	}
+	out := ids[:0]
+	for k := 0; k >= 0; k = int(next[k]) {
+		out = append(out, ids[k])
+	}
+	sc.prev, sc.next, sc.heap = prev[:0], next[:0], h[:0]
+	return out
+}
+
+// defaultCacheEntries bounds the word cache.
+const defaultCacheEntries = 1 << 16
+
+// wordCache maps words to their BPE ids. It is safe for concurrent use and
+// bounded: when full it is cleared, which keeps the hot set cheaply.
+type wordCache struct {
+	mu    sync.RWMutex
+	m     map[string][]int32
+	limit int
+}
+
+func newWordCache(limit int) *wordCache {
+	return &wordCache{m: make(map[string][]int32), limit: limit}
+}
+
+func (c *wordCache) get(w string) ([]int32, bool) {
+	if c.limit <= 0 {
+		return nil, false
+	}
+	c.mu.RLock()
+	ids, ok := c.m[w]
+	c.mu.RUnlock()
+	return ids, ok
+}
+
+func (c *wordCache) put(w string, ids []int32) {
+	if c.limit <= 0 {
+		return
+	}
+	c.mu.Lock()
+	if len(c.m) >= c.limit {
+		clear(c.m)
+	}
+	c.m[strings.Clone(w)] = ids // the word may be a slice of a large input
+	c.mu.Unlock()
+}
