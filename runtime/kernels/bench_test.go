@@ -56,3 +56,13 @@ func BenchmarkMatMulBF16(b *testing.B) {
 		})
 	}
 }
+
+func BenchmarkBandwidth(b *testing.B) {
+	const size = 512 << 20
+	b.SetBytes(size)
+	var gb float64
+	for b.Loop() {
+		gb = MeasureBandwidth(size, 5)
+	}
+	b.ReportMetric(gb, "GB/s")
+}

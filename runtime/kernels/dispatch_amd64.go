@@ -158,3 +158,18 @@ func axpyF32(y []float32, a float32, x []float32) {
 		axpyF32Generic(y[n8*8:], a, x[n8*8:n])
 	}
 }
+
+//go:noescape
+func sumU64AVX2(p *uint64, n16 int) uint64
+
+// sumU64 returns the wrapping sum of p.
+func sumU64(p []uint64) uint64 {
+	if active < isaAVX2 || len(p) < 16 {
+		return sumU64Generic(p)
+	}
+	n16 := len(p) / 16
+	return sumU64AVX2(&p[0], n16) + sumU64Generic(p[n16*16:])
+}
+
+//go:noescape
+func dot4BF16DPPF(w *uint16, stride int, xh, xl *uint16, n32 int, out *[4]float32)

@@ -19,7 +19,7 @@ func encode(dst, a, b int) [6]byte {
 	inv := func(v, bit int) int { return ((v >> bit) & 1) ^ 1 }
 	p0 := inv(dst, 3)<<7 | inv(b, 4)<<6 | inv(b, 3)<<5 | inv(dst, 4)<<4 | 0b10 // map 0F38
 	p1 := ((^a)&0xf)<<3 | 1<<2 | 0b10                                          // W0, vvvv, pp=F3
-	p2 := 0b10<<5 | inv(a, 4)<<3                                                // L'L=512, V'
+	p2 := 0b10<<5 | inv(a, 4)<<3                                               // L'L=512, V'
 	modrm := 0xC0 | (dst&7)<<3 | (b & 7)
 	return [6]byte{0x62, byte(p0), byte(p1), byte(p2), 0x52, byte(modrm)}
 }

@@ -125,3 +125,21 @@ func TestMatMulBF16(t *testing.T) {
 		}
 	})
 }
+
+func TestMeasureBandwidth(t *testing.T) {
+	withISA(t, func(t *testing.T) {
+		gb := MeasureBandwidth(8<<20, 3)
+		if !(gb > 0.1 && gb < 10000) {
+			t.Fatalf("MeasureBandwidth = %v GB/s, not plausible", gb)
+		}
+		buf := make([]uint64, 1000)
+		var want uint64
+		for i := range buf {
+			buf[i] = uint64(i) * 0x9e3779b97f4a7c15
+			want += buf[i]
+		}
+		if got := sumU64(buf[:1000]); got != want {
+			t.Fatalf("sumU64 = %d want %d", got, want)
+		}
+	})
+}

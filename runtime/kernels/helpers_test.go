@@ -1,0 +1,187 @@
+package kernels
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func TestExp32(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := 0; i < 200000; i++ {
+		x := float32(rng.Float64()*200 - 110)
+		got := float64(exp32(x))
+		want := math.Exp(float64(x))
+		if want < math.SmallestNonzeroFloat32*(1<<23) { // subnormal results lose relative precision
+			if math.Abs(got-want) > 2*math.SmallestNonzeroFloat32 {
+				t.Fatalf("exp32(%v) = %v want %v", x, got, want)
+			}
+			continue
+		}
+		if want > math.MaxFloat32 {
+			if !math.IsInf(got, 1) {
+				t.Fatalf("exp32(%v) = %v want +Inf", x, got)
+			}
+			continue
+		}
+		if rel := math.Abs(got-want) / want; rel > 1.2e-7 {
+			t.Fatalf("exp32(%v) = %v want %v (rel err %.3g)", x, got, want, rel)
+		}
+	}
+	if v := exp32(float32(math.Inf(-1))); v != 0 {
+		t.Fatalf("exp32(-Inf) = %v", v)
+	}
+	if v := exp32(float32(math.NaN())); v == v {
+		t.Fatalf("exp32(NaN) = %v", v)
+	}
+}
+
+func TestRMSNorm(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, n := range []int{1, 2, 3, 64, 1023, 1024} {
+		x := randF32(rng, n, 3)
+		wb := randBF16(rng, n, 1, n%2 == 1)
+		wf := make([]float32, n)
+		BF16ToF32Slice(wf, wb)
+		const eps = 1e-6
+		var ss float64
+		for _, v := range x {
+			ss += float64(v) * float64(v)
+		}
+		inv := 1 / math.Sqrt(ss/float64(n)+eps)
+		got := make([]float32, n)
+		got2 := make([]float32, n)
+		RMSNorm(got, x, wb, eps)
+		RMSNormF32(got2, x, wf, eps)
+		for i := range x {
+			want := float64(x[i]) * inv * float64(wf[i])
+			tol := 4e-7 * math.Abs(want)
+			if math.Abs(float64(got[i])-want) > tol || math.Abs(float64(got2[i])-want) > tol {
+				t.Fatalf("n=%d [%d]: got %v / %v want %v", n, i, got[i], got2[i], want)
+			}
+		}
+		RMSNorm(x, x, wb, eps) // in place
+		for i := range x {
+			if x[i] != got[i] {
+				t.Fatalf("in-place RMSNorm differs at %d", i)
+			}
+		}
+	}
+}
+
+func TestSiLUMulSoftmaxArgmax(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	g := randF32(rng, 2817, 4)
+	u := randF32(rng, 2817, 1)
+	want := make([]float64, len(g))
+	for i := range g {
+		gv := float64(g[i])
+		want[i] = gv / (1 + math.Exp(-gv)) * float64(u[i])
+	}
+	SiLUMul(g, u)
+	for i := range g {
+		if math.Abs(float64(g[i])-want[i]) > 5e-7*math.Abs(want[i])+1e-30 {
+			t.Fatalf("SiLUMul[%d] = %v want %v", i, g[i], want[i])
+		}
+	}
+
+	x := randF32(rng, 1001, 5)
+	x[17] = float32(math.Inf(-1))
+	m := math.Inf(-1)
+	for _, v := range x {
+		m = math.Max(m, float64(v))
+	}
+	var sum float64
+	for _, v := range x {
+		sum += math.Exp(float64(v) - m)
+	}
+	orig := append([]float32(nil), x...)
+	SoftmaxInPlace(x)
+	var total float64
+	for i := range x {
+		want := math.Exp(float64(orig[i])-m) / sum
+		if math.Abs(float64(x[i])-want) > 1e-6*want+1e-12 {
+			t.Fatalf("softmax[%d] = %v want %v", i, x[i], want)
+		}
+		total += float64(x[i])
+	}
+	if x[17] != 0 || math.Abs(total-1) > 1e-5 {
+		t.Fatalf("softmax: masked %v, total %v", x[17], total)
+	}
+
+	if got := Argmax([]float32{1, 3, float32(math.NaN()), 3, -1}); got != 1 {
+		t.Fatalf("Argmax = %d want 1", got)
+	}
+	if got := Argmax([]float32{float32(math.NaN()), -5, -2}); got != 2 {
+		t.Fatalf("Argmax = %d want 2", got)
+	}
+	if got := Argmax(nil); got != -1 {
+		t.Fatalf("Argmax(nil) = %d", got)
+	}
+}
+
+func TestDotAxpyBias(t *testing.T) {
+	withISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(11, 12))
+		for _, n := range []int{0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000} {
+			a := randF32(rng, n, 1)
+			b := randF32(rng, n+1, 1) // longer than a: only len(a) is used
+			var want, mag float64
+			for i := range a {
+				want += float64(a[i]) * float64(b[i])
+				mag += math.Abs(float64(a[i]) * float64(b[i]))
+			}
+			if got := DotF32(a, b); math.Abs(float64(got)-want) > 1e-6*mag+1e-30 {
+				t.Fatalf("DotF32 n=%d: %v want %v", n, got, want)
+			}
+			y := randF32(rng, n, 1)
+			y0 := append([]float32(nil), y...)
+			AxpyF32(y, 0.37, b)
+			for i := range y {
+				w := float64(y0[i]) + 0.37*float64(b[i])
+				if math.Abs(float64(y[i])-w) > 2e-7*(math.Abs(float64(y0[i]))+math.Abs(0.37*float64(b[i]))) {
+					t.Fatalf("AxpyF32 n=%d [%d]: %v want %v", n, i, y[i], w)
+				}
+			}
+			copy(y, y0)
+			AddBias(y, b)
+			for i := range y {
+				if y[i] != y0[i]+b[i] {
+					t.Fatalf("AddBias [%d]", i)
+				}
+			}
+			bb := make([]uint16, n)
+			F32ToBF16Slice(bb, b[:n])
+			copy(y, y0)
+			AddBiasBF16(y, bb)
+			for i := range y {
+				if y[i] != y0[i]+BF16ToF32(bb[i]) {
+					t.Fatalf("AddBiasBF16 [%d]", i)
+				}
+			}
+		}
+	})
+}
+
+func TestF32ToBF16(t *testing.T) {
+	cases := []struct {
+		in   float32
+		want uint16
+	}{
+		{1, 0x3f80},
+		{-2, 0xc000},
+		{math.Float32frombits(0x3f808000), 0x3f80}, // tie → even
+		{math.Float32frombits(0x3f818000), 0x3f82}, // tie → even (up)
+		{math.Float32frombits(0x3f808001), 0x3f81},
+		{float32(math.Inf(1)), 0x7f80},
+		{math.MaxFloat32, 0x7f80}, // rounds up to +Inf
+	}
+	for _, c := range cases {
+		if got := F32ToBF16(c.in); got != c.want {
+			t.Errorf("F32ToBF16(%v) = %#x want %#x", c.in, got, c.want)
+		}
+	}
+	if nan := BF16ToF32(F32ToBF16(float32(math.NaN()))); nan == nan {
+		t.Errorf("NaN did not stay NaN")
+	}
+}
