@@ -468,6 +468,10 @@ func (h *Hub) hfAuth(w http.ResponseWriter, r *http.Request, m *Model, file stri
 // serveHFInfo answers GET /api/models/{owner}/{name}/revision/{rev}.
 func (h *Hub) serveHFInfo(w http.ResponseWriter, r *http.Request, rest string) {
 	parts := strings.SplitN(rest, "/", 4)
+	if len(parts) == 3 && parts[2] == "refs" {
+		h.serveHFRefs(w, r, parts[0]+"/"+parts[1])
+		return
+	}
 	if len(parts) != 4 || parts[2] != "revision" {
 		h.record(r, "", 404)
 		hfError(w, 404, "RepoNotFound", "Repository not found")
@@ -507,6 +511,34 @@ func (h *Hub) serveHFInfo(w http.ResponseWriter, r *http.Request, rest string) {
 		"_id": "65b0c0ffee", "id": id, "modelId": id, "sha": m.Commit, "private": m.Token != "",
 		"gated": false, "disabled": false, "siblings": sib, "lastModified": "2024-02-05T00:00:00.000Z",
 	})
+}
+
+// serveHFRefs answers GET /api/models/{owner}/{name}/refs.
+func (h *Hub) serveHFRefs(w http.ResponseWriter, r *http.Request, id string) {
+	m, ok := h.lookup(id)
+	if !ok {
+		h.record(r, "", 401)
+		hfError(w, 401, "RepoNotFound", "Repository not found")
+		return
+	}
+	if !h.hfAuth(w, r, m, "") {
+		return
+	}
+	h.record(r, "", 200)
+	type ref struct {
+		Name         string `json:"name"`
+		Ref          string `json:"ref"`
+		TargetCommit string `json:"targetCommit"`
+	}
+	var br, tg []ref
+	for _, b := range m.Branches {
+		br = append(br, ref{b, "refs/heads/" + b, m.Commit})
+	}
+	for _, t := range m.Tags {
+		tg = append(tg, ref{t, "refs/tags/" + t, m.Commit})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"branches": br, "tags": tg, "converts": []any{}})
 }
 
 // serveHFResolve answers GET /{owner}/{name}/resolve/{rev}/{path}.
