@@ -3,6 +3,8 @@ package runtime
 import (
 	"fmt"
 	"math"
+
+	"github.com/airlock-dev/airlock/runtime/kernels"
 )
 
 // logitsMode says which positions of a forward pass need logits.
@@ -171,7 +173,7 @@ func (m *Model) attention(ws *workspace, cache *KVCache, li, start, n int) {
 	group := c.NumHeads / c.NumKVHeads
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	keys, vals := cache.k[li], cache.v[li]
-	parallelFor(c.NumHeads, 1, func(h0, h1 int) {
+	kernels.ParallelChunks(c.NumHeads, 1, func(h0, h1 int) {
 		for h := h0; h < h1; h++ {
 			g := h / group
 			sc := ws.scores[h*ws.scoreCap : (h+1)*ws.scoreCap]
@@ -180,7 +182,7 @@ func (m *Model) attention(ws *workspace, cache *KVCache, li, start, n int) {
 				q := ws.q[t*qd+h*hd : t*qd+(h+1)*hd]
 				maxS := float32(math.Inf(-1))
 				for j := 0; j < ctx; j++ {
-					s := dot(q, keys[j*kvd+g*hd:j*kvd+(g+1)*hd]) * scale
+					s := kernels.DotF32(q, keys[j*kvd+g*hd:j*kvd+(g+1)*hd]) * scale
 					sc[j] = s
 					if s > maxS {
 						maxS = s
@@ -196,7 +198,7 @@ func (m *Model) attention(ws *workspace, cache *KVCache, li, start, n int) {
 				clear(out)
 				inv := 1 / sum
 				for j := 0; j < ctx; j++ {
-					axpy(out, sc[j]*inv, vals[j*kvd+g*hd:j*kvd+(g+1)*hd])
+					kernels.AxpyF32(out, sc[j]*inv, vals[j*kvd+g*hd:j*kvd+(g+1)*hd])
 				}
 			}
 		}

@@ -48,53 +48,31 @@ func (w *Weight) Dense() *mat.Dense[float32] {
 	return mat.NewDense[float32](mat.WithShape(w.Rows, w.Cols), mat.WithBacking(data))
 }
 
-// rowBlock is the row granularity of the parallel kernels: a block of rows
-// of the largest matrices stays within L2 while every token streams past it.
-const rowBlock = 16
-
-// MatVec computes y = W x for one activation vector, splitting rows over
-// every core.
+// MatVec computes y = W x for one activation vector; the kernels spread the
+// rows over every core.
 func (w *Weight) MatVec(y, x []float32) {
+	if w.BF16 != nil {
+		kernels.MatVecBF16(y, w.BF16, x, w.Rows, w.Cols)
+		return
+	}
 	cols := w.Cols
-	parallelFor(w.Rows, rowBlock, func(lo, hi int) {
-		if w.BF16 != nil {
-			kernels.MatVecBF16(y[lo:hi], w.BF16[lo*cols:hi*cols], x, hi-lo, cols)
-			return
-		}
+	kernels.Parallel(w.Rows, func(lo, hi int) {
 		matVecF32(y[lo:hi], w.F32[lo*cols:hi*cols], x, hi-lo, cols)
 	})
 }
 
-// prefillBlock is how many rows one worker applies to every token at a time
-// in MatMul; its weights (≤ 64 × 4864 × 2 bytes) stay in L2.
-const prefillBlock = 64
-
 // MatMul computes y[t] = W x[t] for tokens activation rows (x is
-// [tokens, Cols], y is [tokens, Rows]), reading each weight block once for
-// all tokens.
+// [tokens, Cols], y is [tokens, Rows]); BF16 kernels read each block of
+// weights once for all tokens.
 func (w *Weight) MatMul(y, x []float32, tokens int) {
-	if tokens == 1 {
-		w.MatVec(y, x)
+	if w.BF16 != nil {
+		kernels.MatMulBF16(y, w.BF16, x, tokens, w.Rows, w.Cols)
 		return
 	}
 	rows, cols := w.Rows, w.Cols
-	nblocks := (rows + prefillBlock - 1) / prefillBlock
-	parallelFor(nblocks, 1, func(b0, b1 int) {
-		tmp := make([]float32, tokens*prefillBlock)
-		for b := b0; b < b1; b++ {
-			lo := b * prefillBlock
-			hi := min(lo+prefillBlock, rows)
-			n := hi - lo
-			if w.BF16 != nil {
-				kernels.MatMulBF16(tmp, w.BF16[lo*cols:hi*cols], x, tokens, n, cols)
-			} else {
-				for t := 0; t < tokens; t++ {
-					matVecF32(tmp[t*n:(t+1)*n], w.F32[lo*cols:hi*cols], x[t*cols:(t+1)*cols], n, cols)
-				}
-			}
-			for t := 0; t < tokens; t++ {
-				copy(y[t*rows+lo:t*rows+hi], tmp[t*n:(t+1)*n])
-			}
+	kernels.Parallel(rows, func(lo, hi int) {
+		for t := 0; t < tokens; t++ {
+			matVecF32(y[t*rows+lo:t*rows+hi], w.F32[lo*cols:hi*cols], x[t*cols:(t+1)*cols], hi-lo, cols)
 		}
 	})
 }
@@ -102,32 +80,7 @@ func (w *Weight) MatMul(y, x []float32, tokens int) {
 func matVecF32(y, w, x []float32, rows, cols int) {
 	x = x[:cols]
 	for r := 0; r < rows; r++ {
-		y[r] = dot(w[r*cols:(r+1)*cols], x)
-	}
-}
-
-// dot returns Σ a[i]·b[i] with four independent accumulators.
-func dot(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
-	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
-
-// axpy computes y += a·x.
-func axpy(y []float32, a float32, x []float32) {
-	x = x[:len(y)]
-	for i := range y {
-		y[i] += a * x[i]
+		y[r] = kernels.DotF32(w[r*cols:(r+1)*cols], x)
 	}
 }
 
