@@ -77,9 +77,21 @@ function save() {
   }
 }
 
-// renderMarkdown turns model output into sanitized HTML. Media and form
-// elements are dropped outright so a reply can neither run script nor make
-// the browser fetch anything; the page's CSP is the second line of defence.
+const escapeHTML = (s) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+// Raw HTML in a reply is shown as text, never parsed, and images become
+// their alt text, so a reply cannot make the browser load anything.
+marked.use({
+  renderer: {
+    html: (token) => escapeHTML(token.text),
+    image: (token) => escapeHTML(token.text || ""),
+  },
+});
+
+// renderMarkdown turns model output into sanitized HTML: marked's output
+// (raw HTML already escaped, see above) goes through DOMPurify, which also
+// drops media and form elements; the page's CSP is the last line of
+// defence.
 function renderMarkdown(text) {
   const html = marked.parse(text, { gfm: true, breaks: true, async: false });
   return DOMPurify.sanitize(html, {
