@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"os"
+	"sync"
 	"testing"
 )
 
@@ -48,14 +49,21 @@ func loadExpected(t testing.TB) *expectedFile {
 	return &e
 }
 
+var (
+	tinyOnce  sync.Once
+	tinyModel *Model
+	tinyErr   error
+)
+
+// loadTiny returns the tiny-qwen2 model, loaded once and shared read-only by
+// the tests (which is also how the server uses a Model).
 func loadTiny(t testing.TB) *Model {
 	t.Helper()
-	m, err := Load(tinyDir, LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
+	tinyOnce.Do(func() { tinyModel, tinyErr = Load(tinyDir, LoadOptions{}) })
+	if tinyErr != nil {
+		t.Fatal(tinyErr)
 	}
-	t.Cleanup(func() { m.Close() })
-	return m
+	return tinyModel
 }
 
 const logitTol = 1e-3

@@ -8,7 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
+
+	"github.com/nlpodyssey/spago/mat"
 
 	"github.com/airlock-dev/airlock/internal/progress"
 	"github.com/airlock-dev/airlock/runtime/safetensors"
@@ -52,6 +55,9 @@ type Model struct {
 	info    ModelInfo
 	maxCtx  int
 	invFreq []float32
+	// refHead is the lm_head upcast for the reference path, made on first use.
+	refHead     *mat.Dense[float32]
+	refHeadOnce sync.Once
 	// LoadDuration is how long Load took.
 	LoadDuration time.Duration
 }

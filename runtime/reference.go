@@ -73,7 +73,8 @@ func (m *Model) referenceForward(ids []int) ([][]float32, error) {
 			xs[t] = xs[t].Add(wd.Mul(act))
 		}
 	}
-	head := m.lmHead.Dense()
+	m.refHeadOnce.Do(func() { m.refHead = m.lmHead.Dense() })
+	head := m.refHead
 	out := make([][]float32, n)
 	for t := 0; t < n; t++ {
 		out[t] = mat.Data[float32](head.Mul(refRMSNorm(xs[t], m.norm, c.RMSNormEps)))
