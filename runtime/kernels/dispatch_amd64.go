@@ -172,4 +172,18 @@ func sumU64(p []uint64) uint64 {
 }
 
 //go:noescape
-func dot4BF16DPPF(w *uint16, stride int, xh, xl *uint16, n32 int, out *[4]float32)
+func splitBF16AVX512(x *float32, hi, lo *uint16, n16 int)
+
+// splitBF16Fast is splitBF16 with AVX-512 when the active set has it.
+// Activations are finite, so the NaN handling of F32ToBF16 is not needed
+// in the vector loop.
+func splitBF16Fast(hi, lo []uint16, x []float32) {
+	if active < isaAVX512 || len(x) < 16 {
+		splitBF16(hi, lo, x)
+		return
+	}
+	n16 := len(x) / 16
+	hi, lo = hi[:len(x)], lo[:len(x)]
+	splitBF16AVX512(&x[0], &hi[0], &lo[0], n16)
+	splitBF16(hi[n16*16:], lo[n16*16:], x[n16*16:])
+}

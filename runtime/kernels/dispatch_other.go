@@ -21,3 +21,5 @@ func dotF32(a, b []float32) float32 { return dotF32Generic(a, b) }
 func axpyF32(y []float32, a float32, x []float32) { axpyF32Generic(y, a, x) }
 
 func sumU64(p []uint64) uint64 { return sumU64Generic(p) }
+
+func splitBF16Fast(hi, lo []uint16, x []float32) { splitBF16(hi, lo, x) }

@@ -82,7 +82,7 @@ func getSplit(x []float32) *splitBuf {
 		b.lo = make([]uint16, len(x))
 	}
 	b.hi, b.lo = b.hi[:len(x)], b.lo[:len(x)]
-	splitBF16(b.hi, b.lo, x)
+	splitBF16Fast(b.hi, b.lo, x)
 	return b
 }
 

@@ -89,69 +89,6 @@ dp4done:
 	VZEROUPPER
 	RET
 
-// func dot4BF16DPPF(w *uint16, stride int, xh, xl *uint16, n32 int, out *[4]float32)
-//
-// out[i] = Σ_{k<32·n32} w[i·stride/2 + k]·(xh[k]+xl[k]) for i in 0..3, using
-// VDPBF16PS; the activation is split into bf16 high and low parts so it
-// keeps about 16 bits of mantissa.
-TEXT ·dot4BF16DPPF(SB), NOSPLIT, $0-48
-	MOVQ w+0(FP), SI
-	MOVQ stride+8(FP), R8
-	MOVQ xh+16(FP), DI
-	MOVQ xl+24(FP), R10
-	MOVQ n32+32(FP), CX
-	MOVQ out+40(FP), DX
-	LEAQ (R8)(R8*2), R9
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	VPXORD Z2, Z2, Z2
-	VPXORD Z3, Z3, Z3
-	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
-	TESTQ CX, CX
-	JZ    pf4done
-
-pf4loop:
-	LEAQ (SI)(R8*4), R13
-	PREFETCHT0 (R13)
-	PREFETCHT0 (R13)(R8*1)
-	PREFETCHT0 (R13)(R8*2)
-	PREFETCHT0 (R13)(R9*1)
-	VMOVDQU16 (SI), Z4
-	VMOVDQU16 (SI)(R8*1), Z5
-	VMOVDQU16 (SI)(R8*2), Z6
-	VMOVDQU16 (SI)(R9*1), Z7
-	VMOVDQU16 (DI), Z8
-	VMOVDQU16 (R10), Z9
-	DPBF16_Z0_Z4_Z8
-	DPBF16_Z10_Z4_Z9
-	DPBF16_Z1_Z5_Z8
-	DPBF16_Z11_Z5_Z9
-	DPBF16_Z2_Z6_Z8
-	DPBF16_Z12_Z6_Z9
-	DPBF16_Z3_Z7_Z8
-	DPBF16_Z13_Z7_Z9
-	ADDQ $64, SI
-	ADDQ $64, DI
-	ADDQ $64, R10
-	DECQ CX
-	JNZ  pf4loop
-
-pf4done:
-	VADDPS Z10, Z0, Z0
-	VADDPS Z11, Z1, Z1
-	VADDPS Z12, Z2, Z2
-	VADDPS Z13, Z3, Z3
-	FOLD512(Z0, Y0)
-	FOLD512(Z1, Y1)
-	FOLD512(Z2, Y2)
-	FOLD512(Z3, Y3)
-	HSUM4Y(0)
-	VZEROUPPER
-	RET
-
 // func dot4x4BF16DP(w *uint16, wstride int, xh, xl *uint16, xstride int, n32 int, out *[16]float32)
 //
 // out[4t+i] = Σ_{k<32·n32} w[i·wstride/2 + k]·(xh[t·xstride/2+k]+xl[t·xstride/2+k])
@@ -431,5 +368,48 @@ sumdone:
 	VPSHUFD $0x4e, X0, X1
 	VPADDQ X1, X0, X0
 	VMOVQ X0, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// ROUNDBF16 rounds the float32 lanes of Z (bit patterns) to bfloat16,
+// ties to even, leaving the 16-bit results in the low half of each lane
+// of D. Z29 holds 1 and Z30 0x7fff in every lane; clobbers T.
+#define ROUNDBF16(Z, T, D) \
+	VPSRLD $16, Z, T; \
+	VPANDD Z29, T, T; \
+	VPADDD Z30, Z, D; \
+	VPADDD T, D, D; \
+	VPSRLD $16, D, D
+
+// func splitBF16AVX512(x *float32, hi, lo *uint16, n16 int)
+//
+// hi = bf16(x), lo = bf16(x - hi), 16 lanes per step (see splitBF16).
+TEXT ·splitBF16AVX512(SB), NOSPLIT, $0-32
+	MOVQ x+0(FP), SI
+	MOVQ hi+8(FP), DI
+	MOVQ lo+16(FP), R10
+	MOVQ n16+24(FP), CX
+	MOVL $1, AX
+	VPBROADCASTD AX, Z29
+	MOVL $0x7fff, AX
+	VPBROADCASTD AX, Z30
+	TESTQ CX, CX
+	JZ    splitdone
+
+splitloop:
+	VMOVUPS (SI), Z0
+	ROUNDBF16(Z0, Z1, Z2)
+	VPMOVDW Z2, (DI)
+	VPSLLD  $16, Z2, Z3
+	VSUBPS  Z3, Z0, Z4
+	ROUNDBF16(Z4, Z5, Z6)
+	VPMOVDW Z6, (R10)
+	ADDQ $64, SI
+	ADDQ $32, DI
+	ADDQ $32, R10
+	DECQ CX
+	JNZ  splitloop
+
+splitdone:
 	VZEROUPPER
 	RET

@@ -143,3 +143,26 @@ func TestMeasureBandwidth(t *testing.T) {
 		}
 	})
 }
+
+func TestSplitBF16(t *testing.T) {
+	withISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(13, 14))
+		for _, n := range []int{1, 15, 16, 17, 100, 1024} {
+			x := randF32(rng, n, 10)
+			x[0] = math.Float32frombits(0x3f808000) // a tie
+			hi, lo := make([]uint16, n), make([]uint16, n)
+			splitBF16Fast(hi, lo, x)
+			for i, v := range x {
+				wantHi := F32ToBF16(v)
+				wantLo := F32ToBF16(v - BF16ToF32(wantHi))
+				if hi[i] != wantHi || lo[i] != wantLo {
+					t.Fatalf("n=%d [%d] %v: got %#x,%#x want %#x,%#x", n, i, v, hi[i], lo[i], wantHi, wantLo)
+				}
+				sum := float64(BF16ToF32(hi[i])) + float64(BF16ToF32(lo[i]))
+				if math.Abs(sum-float64(v)) > math.Abs(float64(v))*(1.0/(1<<16)) {
+					t.Fatalf("split of %v loses too much: %v", v, sum)
+				}
+			}
+		}
+	})
+}
