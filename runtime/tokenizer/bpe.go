@@ -12,10 +12,7 @@ const noMerge = ^uint64(0)
 
 // lookupMerge returns rank<<32|merged id for the pair, or noMerge.
 func (t *Tokenizer) lookupMerge(a, b int32) uint64 {
-	if v, ok := t.merges[pairKey(a, b)]; ok {
-		return v
-	}
-	return noMerge
+	return t.merges.get(pairKey(a, b))
 }
 
 // Words longer than this are not cached (they are rare and would evict
@@ -54,7 +51,7 @@ func (t *Tokenizer) bpe(dst []int, word string) []int {
 	}
 	sc := scratchPool.Get().(*bpeScratch)
 	ids := t.initialSymbols(sc.ids[:0], word)
-	if len(ids) > 1 && len(t.merges) > 0 {
+	if len(ids) > 1 && t.merges != nil && t.merges.len() > 0 {
 		if len(ids) <= 48 {
 			ids = t.mergeSmall(sc, ids)
 		} else {

@@ -289,7 +289,7 @@ const maxVocabID = 1 << 24
 // ["left", "right"]; its rank is its position in the list.
 func (t *Tokenizer) readMerges(raw []byte) error {
 	s := &jsonScanner{b: raw}
-	t.merges = make(map[uint64]uint64, 1<<17)
+	t.merges = newMergeTable(1 << 17)
 	var (
 		rank   uint64
 		left   string
@@ -308,10 +308,7 @@ func (t *Tokenizer) readMerges(raw []byte) error {
 			if !ok {
 				return fmt.Errorf("merge %d: result %q is not in the vocabulary", rank, cat)
 			}
-			k := pairKey(int32(la), int32(lb))
-			if _, dup := t.merges[k]; !dup {
-				t.merges[k] = rank<<32 | uint64(uint32(m))
-			}
+			t.merges.putIfAbsent(pairKey(int32(la), int32(lb)), rank<<32|uint64(uint32(m)))
 			rank++
 			return nil
 		}

@@ -33,7 +33,7 @@ type Tokenizer struct {
 	hasID     []bool         // whether an id is assigned
 	decodeTab [][]byte       // id → the bytes it decodes to
 
-	merges       map[uint64]uint64 // pairKey(left, right) → rank<<32 | merged id
+	merges       *mergeTable       // pairKey(left, right) → rank<<32 | merged id
 	byteLevel    bool              // byte-level alphabet (GPT-2/Qwen style)
 	byteIDs      [256]int32        // byte-level: id of each byte; byte_fallback: id of <0xNN>; -1 if none
 	byteFallback bool
