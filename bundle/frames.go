@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -217,16 +218,23 @@ const (
 )
 
 // rawFrameWriter writes a zstd frame made only of raw (stored) blocks, for
-// data that does not compress: decoding it is a copy.
+// data that does not compress: decoding it is a copy. Like the compressed
+// frames it carries the content checksum (low 32 bits of XXH64), so a
+// decoder catches any flipped byte, padding included.
 type rawFrameWriter struct {
 	out     io.Writer
 	buf     []byte
+	sum     *xxhash.Digest
 	started bool
 	err     error
 }
 
 func (w *rawFrameWriter) reset(out io.Writer) {
 	w.out, w.started, w.err = out, false, nil
+	if w.sum == nil {
+		w.sum = xxhash.New()
+	}
+	w.sum.Reset()
 	if w.buf == nil {
 		w.buf = make([]byte, 3, 3+maxRawBlock)
 	}
@@ -234,11 +242,11 @@ func (w *rawFrameWriter) reset(out io.Writer) {
 }
 
 func (w *rawFrameWriter) start() {
-	// Frame header: magic, descriptor 0 (no content size, no checksum, not
-	// single-segment), window descriptor for a 128 KiB window (2^17).
+	// Frame header: magic, descriptor 0x04 (content checksum; no content
+	// size; not single-segment), window descriptor for a 128 KiB window.
 	var hdr [6]byte
 	binary.LittleEndian.PutUint32(hdr[:4], zstdMagic)
-	hdr[4] = 0x00
+	hdr[4] = 0x04
 	hdr[5] = (17 - 10) << 3
 	_, w.err = w.out.Write(hdr[:])
 	w.started = true
@@ -254,8 +262,14 @@ func (w *rawFrameWriter) flushBlock(last bool) {
 		v |= 1
 	}
 	w.buf[0], w.buf[1], w.buf[2] = byte(v), byte(v>>8), byte(v>>16)
+	_, _ = w.sum.Write(w.buf[3:])
 	_, w.err = w.out.Write(w.buf)
 	w.buf = w.buf[:3]
+	if last && w.err == nil {
+		var c [4]byte
+		binary.LittleEndian.PutUint32(c[:], uint32(w.sum.Sum64()))
+		_, w.err = w.out.Write(c[:])
+	}
 }
 
 func (w *rawFrameWriter) Write(p []byte) (int, error) {
