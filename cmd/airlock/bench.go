@@ -21,6 +21,7 @@ func init() {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
 			&cli.IntFlag{Name: "repeats", Value: 3, Usage: "runs per measurement (median reported)"},
+			&cli.IntFlag{Name: "bandwidth-mib", Value: 512, Usage: "buffer size of the memory bandwidth measurement"},
 			&cli.BoolFlag{Name: "heap", Usage: "read the weights into memory instead of memory-mapping them", EnvVars: []string{"AIRLOCK_HEAP_WEIGHTS"}},
 			threadsFlag,
 		},
@@ -44,7 +45,7 @@ func runBench(c *cli.Context) error {
 			fmt.Fprintf(os.Stderr, format+"\n", args...)
 		}
 	}
-	res, err := runtime.Bench(c.Context, m, runtime.BenchOptions{Repeats: c.Int("repeats"), Log: logf})
+	res, err := runtime.Bench(c.Context, m, runtime.BenchOptions{Repeats: c.Int("repeats"), BandwidthMiB: c.Int("bandwidth-mib"), Log: logf})
 	if err != nil {
 		return err
 	}
