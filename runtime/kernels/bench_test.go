@@ -66,3 +66,40 @@ func BenchmarkBandwidth(b *testing.B) {
 	}
 	b.ReportMetric(gb, "GB/s")
 }
+
+// BenchmarkAttentionHead compares one decode step of one attention head
+// over 512 cached positions (head_dim 64): per-position DotF32/AxpyF32
+// calls against the batched DotsF32/AxpysF32, for a cache laid out
+// position-major (rows of 1024 = 16 heads, 4 KiB apart) and head-major
+// (each head's rows contiguous).
+func BenchmarkAttentionHead(b *testing.B) {
+	const n, d = 512, 64
+	for _, stride := range []int{1024, 64} {
+		rng := rand.New(rand.NewPCG(1, 1))
+		keys := randF32(rng, n*stride, 1)
+		vals := randF32(rng, n*stride, 1)
+		q := randF32(rng, d, 1)
+		sc := make([]float32, n)
+		out := make([]float32, d)
+		b.Run(fmt.Sprintf("stride%d/per-position", stride), func(b *testing.B) {
+			for b.Loop() {
+				for j := 0; j < n; j++ {
+					sc[j] = DotF32(q, keys[j*stride:j*stride+d])
+				}
+				SoftmaxInPlace(sc)
+				clear(out)
+				for j := 0; j < n; j++ {
+					AxpyF32(out, sc[j], vals[j*stride:j*stride+d])
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("stride%d/batched", stride), func(b *testing.B) {
+			for b.Loop() {
+				DotsF32(sc, q, keys, stride)
+				SoftmaxInPlace(sc)
+				clear(out)
+				AxpysF32(out, sc, vals, stride)
+			}
+		})
+	}
+}

@@ -187,3 +187,37 @@ func splitBF16Fast(hi, lo []uint16, x []float32) {
 	splitBF16AVX512(&x[0], &hi[0], &lo[0], n16)
 	splitBF16(hi[n16*16:], lo[n16*16:], x[n16*16:])
 }
+
+//go:noescape
+func dot4F32x8(w *float32, stride int, x *float32, n8 int, out *[4]float32)
+
+//go:noescape
+func axpys64F32(out *float32, p *float32, v *float32, stride int, n int)
+
+func dotsF32(out, q, keys []float32, stride int) {
+	d := len(q)
+	if active < isaAVX2 || d < 8 || d%8 != 0 {
+		dotsF32Generic(out, q, keys, stride)
+		return
+	}
+	var o [4]float32
+	j := 0
+	for ; j+4 <= len(out); j += 4 {
+		dot4F32x8(&keys[j*stride], stride*4, &q[0], d/8, &o)
+		out[j], out[j+1], out[j+2], out[j+3] = o[0], o[1], o[2], o[3]
+	}
+	if j < len(out) {
+		dotsF32Generic(out[j:], q, keys[j*stride:], stride)
+	}
+}
+
+func axpysF32(out, p, vals []float32, stride int) {
+	d := len(out)
+	if active < isaAVX2 || d%64 != 0 || len(p) == 0 {
+		axpysF32Generic(out, p, vals, stride)
+		return
+	}
+	for c := 0; c < d; c += 64 {
+		axpys64F32(&out[c], &p[0], &vals[c], stride*4, len(p))
+	}
+}

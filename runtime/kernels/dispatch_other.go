@@ -23,3 +23,7 @@ func axpyF32(y []float32, a float32, x []float32) { axpyF32Generic(y, a, x) }
 func sumU64(p []uint64) uint64 { return sumU64Generic(p) }
 
 func splitBF16Fast(hi, lo []uint16, x []float32) { splitBF16(hi, lo, x) }
+
+func dotsF32(out, q, keys []float32, stride int) { dotsF32Generic(out, q, keys, stride) }
+
+func axpysF32(out, p, vals []float32, stride int) { axpysF32Generic(out, p, vals, stride) }

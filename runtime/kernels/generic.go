@@ -48,3 +48,15 @@ func axpyF32Generic(y []float32, a float32, x []float32) {
 		y[i] += a * x[i]
 	}
 }
+
+func dotsF32Generic(out, q, keys []float32, stride int) {
+	for j := range out {
+		out[j] = dotF32(q, keys[j*stride:j*stride+len(q)])
+	}
+}
+
+func axpysF32Generic(out, p, vals []float32, stride int) {
+	for j, a := range p {
+		axpyF32(out, a, vals[j*stride:j*stride+len(out)])
+	}
+}

@@ -185,3 +185,48 @@ func TestF32ToBF16(t *testing.T) {
 		t.Errorf("NaN did not stay NaN")
 	}
 }
+
+func TestDotsAxpys(t *testing.T) {
+	withISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(15, 16))
+		for _, d := range []int{1, 8, 12, 64, 128, 72} {
+			for _, n := range []int{1, 3, 4, 5, 17, 64} {
+				stride := 3*d + 5 // heads interleaved, odd stride
+				keys := randF32(rng, (n-1)*stride+d, 1)
+				q := randF32(rng, d, 1)
+				out := make([]float32, n)
+				DotsF32(out, q, keys, stride)
+				for j := range out {
+					var want, mag float64
+					for c := 0; c < d; c++ {
+						p := float64(q[c]) * float64(keys[j*stride+c])
+						want += p
+						mag += math.Abs(p)
+					}
+					if math.Abs(float64(out[j])-want) > 1e-6*mag {
+						t.Fatalf("DotsF32 d=%d n=%d [%d]: %v want %v", d, n, j, out[j], want)
+					}
+				}
+				p := randF32(rng, n, 1)
+				acc := randF32(rng, d, 1)
+				want := make([]float64, d)
+				mag := make([]float64, d)
+				for c := range want {
+					want[c] = float64(acc[c])
+					mag[c] = math.Abs(want[c])
+					for j := 0; j < n; j++ {
+						v := float64(p[j]) * float64(keys[j*stride+c])
+						want[c] += v
+						mag[c] += math.Abs(v)
+					}
+				}
+				AxpysF32(acc, p, keys, stride)
+				for c := range acc {
+					if math.Abs(float64(acc[c])-want[c]) > 1e-6*mag[c] {
+						t.Fatalf("AxpysF32 d=%d n=%d [%d]: %v want %v", d, n, c, acc[c], want[c])
+					}
+				}
+			}
+		}
+	})
+}

@@ -186,3 +186,31 @@ func AxpyF32(y []float32, a float32, x []float32) {
 	_ = x[len(y)-1]
 	axpyF32(y, a, x)
 }
+
+// DotsF32 computes out[j] = Σ_c q[c]·keys[j*stride+c] for j < len(out) and
+// c < len(q): one query against len(out) rows of a row-major matrix, such
+// as the cached keys of one attention head (stride = the cache's row
+// length). It panics if keys is too short.
+func DotsF32(out, q, keys []float32, stride int) {
+	if len(out) == 0 || len(q) == 0 {
+		clear(out)
+		return
+	}
+	if stride < len(q) || len(keys) < (len(out)-1)*stride+len(q) {
+		panic(fmt.Sprintf("kernels.DotsF32: len(keys)=%d too short for %d rows of stride %d and width %d", len(keys), len(out), stride, len(q)))
+	}
+	dotsF32(out, q, keys, stride)
+}
+
+// AxpysF32 computes out[c] += Σ_j p[j]·vals[j*stride+c] for j < len(p) and
+// c < len(out): the probability-weighted sum of len(p) rows, such as the
+// cached values of one attention head. It panics if vals is too short.
+func AxpysF32(out, p, vals []float32, stride int) {
+	if len(out) == 0 || len(p) == 0 {
+		return
+	}
+	if stride < len(out) || len(vals) < (len(p)-1)*stride+len(out) {
+		panic(fmt.Sprintf("kernels.AxpysF32: len(vals)=%d too short for %d rows of stride %d and width %d", len(vals), len(p), stride, len(out)))
+	}
+	axpysF32(out, p, vals, stride)
+}

@@ -413,3 +413,86 @@ splitloop:
 splitdone:
 	VZEROUPPER
 	RET
+
+// func dot4F32x8(w *float32, stride int, x *float32, n8 int, out *[4]float32)
+//
+// out[i] = Σ_{k<8·n8} w[i·stride/4 + k]·x[k] for i in 0..3 (AVX2+FMA):
+// four rows of float32 (e.g. cached keys) against one vector.
+TEXT ·dot4F32x8(SB), NOSPLIT, $0-40
+	MOVQ w+0(FP), SI
+	MOVQ stride+8(FP), R8
+	MOVQ x+16(FP), DI
+	MOVQ n8+24(FP), CX
+	MOVQ out+32(FP), DX
+	LEAQ (R8)(R8*2), R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	TESTQ CX, CX
+	JZ    d4done
+
+d4loop:
+	VMOVUPS (DI), Y8
+	VFMADD231PS (SI), Y8, Y0
+	VFMADD231PS (SI)(R8*1), Y8, Y1
+	VFMADD231PS (SI)(R8*2), Y8, Y2
+	VFMADD231PS (SI)(R9*1), Y8, Y3
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  d4loop
+
+d4done:
+	HSUM4Y(0)
+	VZEROUPPER
+	RET
+
+// func axpys64F32(out *float32, p *float32, v *float32, stride int, n int)
+//
+// out[c] += Σ_{j<n} p[j]·v[j·stride/4 + c] for c in 0..63 (AVX2+FMA): the
+// attention-weighted sum of n value rows, the 64 outputs held in eight
+// registers while the rows stream past.
+TEXT ·axpys64F32(SB), NOSPLIT, $0-40
+	MOVQ out+0(FP), DX
+	MOVQ p+8(FP), DI
+	MOVQ v+16(FP), SI
+	MOVQ stride+24(FP), R8
+	MOVQ n+32(FP), CX
+	VMOVUPS (DX), Y0
+	VMOVUPS 32(DX), Y1
+	VMOVUPS 64(DX), Y2
+	VMOVUPS 96(DX), Y3
+	VMOVUPS 128(DX), Y4
+	VMOVUPS 160(DX), Y5
+	VMOVUPS 192(DX), Y6
+	VMOVUPS 224(DX), Y7
+	TESTQ CX, CX
+	JZ    axsdone
+
+axsloop:
+	VBROADCASTSS (DI), Y8
+	VFMADD231PS (SI), Y8, Y0
+	VFMADD231PS 32(SI), Y8, Y1
+	VFMADD231PS 64(SI), Y8, Y2
+	VFMADD231PS 96(SI), Y8, Y3
+	VFMADD231PS 128(SI), Y8, Y4
+	VFMADD231PS 160(SI), Y8, Y5
+	VFMADD231PS 192(SI), Y8, Y6
+	VFMADD231PS 224(SI), Y8, Y7
+	ADDQ $4, DI
+	ADDQ R8, SI
+	DECQ CX
+	JNZ  axsloop
+
+axsdone:
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	VMOVUPS Y4, 128(DX)
+	VMOVUPS Y5, 160(DX)
+	VMOVUPS Y6, 192(DX)
+	VMOVUPS Y7, 224(DX)
+	VZEROUPPER
+	RET
