@@ -29,10 +29,10 @@ func (t *Tokenizer) DecodeSkipSpecial(ids []int) string {
 }
 
 func (t *Tokenizer) idBytes(id int) []byte {
-	if id < 0 || id >= len(t.decodeTab) {
+	if id < 0 || id+1 >= len(t.decodeOff) {
 		return nil
 	}
-	return t.decodeTab[id]
+	return t.decodeBuf[t.decodeOff[id]:t.decodeOff[id+1]]
 }
 
 // stripLeading applies a Strip decoder to the start of the text. state, if

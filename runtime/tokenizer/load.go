@@ -238,44 +238,47 @@ func Load(tokenizerJSON, tokenizerConfigJSON []byte) (*Tokenizer, error) {
 	return t, nil
 }
 
-// readVocab parses the "vocab" object directly into the token tables.
+// readVocab parses the "vocab" object directly into the token tables. The
+// token strings are copied into one arena string, so the 150k keys of a
+// real vocabulary cost one allocation instead of one each.
 func (t *Tokenizer) readVocab(s *jsonScanner) error {
-	t.vocab = make(map[string]int, 1<<17)
+	type entry struct{ off, n, id int32 }
+	hint := min(len(s.b)/48, 1<<20)
+	entries := make([]entry, 0, hint)
+	arena := make([]byte, 0, hint*8)
 	maxID := -1
-	type entry struct {
-		tok string
-		id  int
-	}
-	entries := make([]entry, 0, 1<<17)
 	err := s.object(func(key []byte) error {
-		tok := string(key)
+		off := len(arena)
+		arena = append(arena, key...)
 		id, err := s.integer()
 		if err != nil {
-			return fmt.Errorf("vocab %q: %w", tok, err)
+			return fmt.Errorf("vocab %q: %w", arena[off:], err)
 		}
 		if id > maxVocabID {
-			return fmt.Errorf("vocab %q: id %d out of range", tok, id)
+			return fmt.Errorf("vocab %q: id %d out of range", arena[off:], id)
 		}
-		if _, dup := t.vocab[tok]; dup {
-			return fmt.Errorf("vocab: duplicate token %q", tok)
-		}
-		t.vocab[tok] = id
-		entries = append(entries, entry{tok, id})
-		if id > maxID {
-			maxID = id
-		}
+		entries = append(entries, entry{int32(off), int32(len(arena) - off), int32(id)})
+		maxID = max(maxID, id)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("vocab: %w", err)
 	}
+	all := string(arena)
+	t.vocab = make(map[string]int, len(entries)+64)
 	t.idToToken = make([]string, maxID+1)
 	t.hasID = make([]bool, maxID+1)
 	for _, e := range entries {
-		if t.hasID[e.id] {
-			return fmt.Errorf("vocab: id %d used by %q and %q", e.id, t.idToToken[e.id], e.tok)
+		tok := all[e.off : e.off+e.n]
+		n := len(t.vocab)
+		t.vocab[tok] = int(e.id)
+		if len(t.vocab) == n {
+			return fmt.Errorf("vocab: duplicate token %q", tok)
 		}
-		t.idToToken[e.id] = e.tok
+		if t.hasID[e.id] {
+			return fmt.Errorf("vocab: id %d used by %q and %q", e.id, t.idToToken[e.id], tok)
+		}
+		t.idToToken[e.id] = tok
 		t.hasID[e.id] = true
 	}
 	return nil
@@ -286,37 +289,38 @@ func (t *Tokenizer) readVocab(s *jsonScanner) error {
 const maxVocabID = 1 << 24
 
 // readMerges parses the merge list: each merge is "left right" or
-// ["left", "right"]; its rank is its position in the list.
+// ["left", "right"]; its rank is its position in the list. The first of
+// duplicated merges wins, as in the reference.
 func (t *Tokenizer) readMerges(raw []byte) error {
 	s := &jsonScanner{b: raw}
-	t.merges = newMergeTable(1 << 17)
+	t.merges = newMergeTable(min(len(raw)/16, 1<<20))
 	var (
-		rank   uint64
-		left   string
-		cat    []byte
-		handle = func(a, b []byte) error {
-			la, ok := t.vocab[string(a)]
-			if !ok {
-				return fmt.Errorf("merge %d: %q is not in the vocabulary", rank, a)
-			}
-			lb, ok := t.vocab[string(b)]
-			if !ok {
-				return fmt.Errorf("merge %d: %q is not in the vocabulary", rank, b)
-			}
-			cat = append(append(cat[:0], a...), b...)
-			m, ok := t.vocab[string(cat)]
-			if !ok {
-				return fmt.Errorf("merge %d: result %q is not in the vocabulary", rank, cat)
-			}
-			t.merges.putIfAbsent(pairKey(int32(la), int32(lb)), rank<<32|uint64(uint32(m)))
-			rank++
-			return nil
-		}
+		rank int
+		left []byte
+		cat  []byte
 	)
+	add := func(a, b []byte) error {
+		la, ok := t.vocab[string(a)]
+		if !ok {
+			return fmt.Errorf("merge %d: %q is not in the vocabulary", rank, a)
+		}
+		lb, ok := t.vocab[string(b)]
+		if !ok {
+			return fmt.Errorf("merge %d: %q is not in the vocabulary", rank, b)
+		}
+		cat = append(append(cat[:0], a...), b...)
+		id, ok := t.vocab[string(cat)]
+		if !ok {
+			return fmt.Errorf("merge %d: result %q is not in the vocabulary", rank, cat)
+		}
+		t.merges.putIfAbsent(pairKey(int32(la), int32(lb)), uint64(rank)<<32|uint64(uint32(id)))
+		rank++
+		return nil
+	}
 	return s.array(func() error {
 		if s.peek() == '[' {
 			n := 0
-			return s.array(func() error {
+			err := s.array(func() error {
 				str, err := s.str()
 				if err != nil {
 					return err
@@ -324,13 +328,17 @@ func (t *Tokenizer) readMerges(raw []byte) error {
 				n++
 				switch n {
 				case 1:
-					left = string(str)
+					left = append(left[:0], str...)
 					return nil
 				case 2:
-					return handle([]byte(left), str)
+					return add(left, str)
 				}
 				return fmt.Errorf("merge %d: more than two parts", rank)
 			})
+			if err == nil && n != 2 {
+				err = fmt.Errorf("merge %d: %d parts, want 2", rank, n)
+			}
+			return err
 		}
 		str, err := s.str()
 		if err != nil {
@@ -348,7 +356,7 @@ func (t *Tokenizer) readMerges(raw []byte) error {
 		if sp <= 0 || sp == len(str)-1 {
 			return fmt.Errorf("merge %d: %q is not \"left right\"", rank, str)
 		}
-		return handle(str[:sp], str[sp+1:])
+		return add(str[:sp], str[sp+1:])
 	})
 }
 

@@ -19,9 +19,11 @@ func BenchmarkLoadQwen(b *testing.B) {
 	}
 	b.SetBytes(int64(len(tj)))
 	b.ReportAllocs()
+	m := startCPUMeter(b)
 	for b.Loop() {
 		if _, err := Load(tj, cj); err != nil {
 			b.Fatal(err)
 		}
 	}
+	m.stop(int64(len(tj)))
 }

@@ -381,47 +381,51 @@ func (t *Tokenizer) setupInitialSymbols() {
 
 // buildDecodeTable precomputes the bytes each id decodes to.
 func (t *Tokenizer) buildDecodeTable() {
-	t.decodeTab = make([][]byte, len(t.idToToken))
 	isAdded := make(map[int]bool, len(t.added))
 	for _, a := range t.added {
 		isAdded[a.id] = true
 	}
+	t.decodeOff = make([]uint32, len(t.idToToken)+1)
+	buf := make([]byte, 0, len(t.idToToken)*4)
 	for id, tok := range t.idToToken {
-		if !t.hasID[id] {
-			continue
+		t.decodeOff[id] = uint32(len(buf))
+		switch {
+		case !t.hasID[id]:
+		case isAdded[id]:
+			buf = append(buf, tok...)
+		default:
+			buf = t.decoders.appendTokenBytes(buf, tok)
 		}
-		if isAdded[id] {
-			t.decodeTab[id] = []byte(tok)
-			continue
-		}
-		t.decodeTab[id] = t.decoders.tokenBytes(tok)
 	}
+	t.decodeOff[len(t.idToToken)] = uint32(len(buf))
+	t.decodeBuf = buf
 }
 
-// tokenBytes returns the bytes one vocabulary token decodes to.
-func (d *decoderChain) tokenBytes(tok string) []byte {
+// appendTokenBytes appends the bytes one vocabulary token decodes to.
+func (d *decoderChain) appendTokenBytes(dst []byte, tok string) []byte {
 	if d.byteLevel {
-		out := make([]byte, 0, len(tok))
+		start := len(dst)
 		for _, r := range tok {
 			if r >= 0 && int(r) < len(byteLevelInverse) && byteLevelInverse[r] >= 0 {
-				out = append(out, byte(byteLevelInverse[r]))
+				dst = append(dst, byte(byteLevelInverse[r]))
 				continue
 			}
-			return []byte(tok) // not in the alphabet: raw UTF-8, as the reference does
+			// Not in the alphabet: raw UTF-8, as the reference does.
+			return append(dst[:start], tok...)
 		}
-		return out
+		return dst
 	}
 	if d.byteFallback && len(tok) == 6 && strings.HasPrefix(tok, "<0x") && tok[5] == '>' {
 		if hi, ok := hexVal(tok[3]); ok {
 			if lo, ok := hexVal(tok[4]); ok {
-				return []byte{hi<<4 | lo}
+				return append(dst, hi<<4|lo)
 			}
 		}
 	}
 	for _, r := range d.replaces {
 		tok = strings.ReplaceAll(tok, r.old, r.new)
 	}
-	return []byte(tok)
+	return append(dst, tok...)
 }
 
 func hexVal(c byte) (byte, bool) {

@@ -31,11 +31,12 @@ type Tokenizer struct {
 	vocab     map[string]int // token string as written in tokenizer.json → id
 	idToToken []string       // id → token string (vocabulary and added tokens)
 	hasID     []bool         // whether an id is assigned
-	decodeTab [][]byte       // id → the bytes it decodes to
+	decodeBuf []byte         // the bytes of all ids, concatenated
+	decodeOff []uint32       // id → its bytes: decodeBuf[decodeOff[id]:decodeOff[id+1]]
 
-	merges       *mergeTable       // pairKey(left, right) → rank<<32 | merged id
-	byteLevel    bool              // byte-level alphabet (GPT-2/Qwen style)
-	byteIDs      [256]int32        // byte-level: id of each byte; byte_fallback: id of <0xNN>; -1 if none
+	merges       *mergeTable // pairKey(left, right) → rank<<32 | merged id
+	byteLevel    bool        // byte-level alphabet (GPT-2/Qwen style)
+	byteIDs      [256]int32  // byte-level: id of each byte; byte_fallback: id of <0xNN>; -1 if none
 	byteFallback bool
 	fuseUnk      bool
 	ignoreMerges bool
