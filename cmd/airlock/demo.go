@@ -93,7 +93,7 @@ func newDemoPaths(dir string) demoPaths {
 	return demoPaths{
 		PublicKey:  filepath.Join(dir, "demo.pub"),
 		PrivateKey: filepath.Join(dir, "demo.key"),
-		Bundle:     filepath.Join(dir, "model.airlock"),
+		Bundle:     filepath.Join(dir, "model.tar.zst"),
 		ModelDir:   filepath.Join(dir, "model"),
 		Htpasswd:   filepath.Join(dir, "htpasswd"),
 		AuditLog:   filepath.Join(dir, "audit.log"),

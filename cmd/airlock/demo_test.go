@@ -109,7 +109,7 @@ func TestDemoEndToEnd(t *testing.T) {
 			t.Errorf("%s: %v mode %v, want %v", name, err, st.Mode().Perm(), mode)
 		}
 	}
-	for _, f := range []string{"model.airlock", "model.airlock.minisig", "model/config.json", "model/.airlock/manifest.json", "model/.airlock/manifest.json.minisig"} {
+	for _, f := range []string{"model.tar.zst", "model.tar.zst.minisig", "model/config.json", "model/.airlock/manifest.json", "model/.airlock/manifest.json.minisig"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("missing %s: %v", f, err)
 		}
