@@ -11,7 +11,9 @@
 //   - plain ChatML without a default system prompt (the Hugging Face default
 //     ChatML template, also with its "add_generation_prompt is defined" guard);
 //   - Llama-2 chat ([INST] ... [/INST], <<SYS>> system block, bos/eos tokens,
-//     alternating user/assistant roles).
+//     alternating user/assistant roles);
+//   - Llama-3 instruct (<|start_header_id|>role<|end_header_id|>, trimmed
+//     content, <|eot_id|>, bos_token before the first message).
 //
 // Recognition compares the template's structure, ignoring whitespace inside
 // Jinja tags and the quoting style of string literals, with the known
@@ -40,7 +42,7 @@ type Message struct {
 
 // ErrUnknownTemplate is returned for a chat template that is not one of the
 // recognised families.
-var ErrUnknownTemplate = errors.New("unsupported chat template (supported: ChatML, Qwen ChatML with default system prompt, Llama-2 [INST])")
+var ErrUnknownTemplate = errors.New("unsupported chat template (supported: ChatML, Qwen ChatML with default system prompt, Llama-2 [INST], Llama-3)")
 
 // ErrNoTemplate is returned when tokenizer_config.json has no chat_template.
 var ErrNoTemplate = errors.New("tokenizer_config.json has no chat_template")
@@ -53,6 +55,7 @@ const (
 	ChatML              Kind = iota + 1 // ChatML, no default system prompt
 	ChatMLDefaultSystem                 // ChatML, default system prompt when the first message is not "system"
 	Llama2                              // Llama-2 chat [INST] format
+	Llama3                              // Llama-3 instruct header format
 )
 
 // String returns the family's name.
@@ -64,6 +67,8 @@ func (k Kind) String() string {
 		return "chatml-default-system"
 	case Llama2:
 		return "llama2"
+	case Llama3:
+		return "llama3"
 	}
 	return "unknown"
 }
@@ -174,6 +179,9 @@ func New(source, bos, eos string) (*Template, error) {
 		if k.kind == Llama2 && (bos == "" || eos == "") {
 			return nil, fmt.Errorf("chat template: the Llama-2 template needs bos_token and eos_token")
 		}
+		if k.kind == Llama3 && bos == "" {
+			return nil, fmt.Errorf("chat template: the Llama-3 template needs bos_token")
+		}
 		return t, nil
 	}
 	return nil, ErrUnknownTemplate
@@ -223,6 +231,16 @@ func (t *Template) Render(msgs []Message, addGenerationPrompt bool) (string, err
 				b.WriteString(" " + pyStrip(content) + " " + t.eos)
 			}
 		}
+	case Llama3:
+		for i, m := range msgs {
+			if i == 0 {
+				b.WriteString(t.bos)
+			}
+			b.WriteString("<|start_header_id|>" + m.Role + "<|end_header_id|>\n\n" + pyStrip(m.Content) + "<|eot_id|>")
+		}
+		if addGenerationPrompt {
+			b.WriteString("<|start_header_id|>assistant<|end_header_id|>\n\n")
+		}
 	default:
 		return "", ErrUnknownTemplate
 	}
@@ -255,6 +273,9 @@ var known = func() []knownTemplate {
 		{ChatML, chatmlBody},
 		{ChatML, `{% if not add_generation_prompt is defined %}{% set add_generation_prompt = false %}{% endif %}` + chatmlBody},
 		{Llama2, `{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\n' + system_message + '\n<</SYS>>\n\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}`},
+		// Meta-Llama-3-8B-Instruct. Jinja filters bind tighter than +, so
+		// only the content is trimmed.
+		{Llama3, "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"},
 	}
 	var out []knownTemplate
 	for _, s := range sources {

@@ -210,3 +210,39 @@ func TestNamedTemplateList(t *testing.T) {
 		t.Fatalf("FromConfig(list) = %v, %v", tpl, err)
 	}
 }
+
+func TestLlama3(t *testing.T) {
+	cfg := `{"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>", "chat_template": "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"}`
+	tpl, err := FromConfig([]byte(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := tpl.Render([]Message{{"system", "S "}, {"user", "\tHi"}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// By hand: bos once, each turn header + trimmed content + <|eot_id|>,
+	// then the assistant header.
+	want := "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+	if tpl.Kind() != Llama3 || got != want {
+		t.Fatalf("kind %v\ngot  %q\nwant %q", tpl.Kind(), got, want)
+	}
+}
+
+// FuzzNew checks that template recognition never panics and that a
+// recognised template renders without error for a simple conversation.
+func FuzzNew(f *testing.F) {
+	f.Add(qwen2Template)
+	f.Add("{{ 'a' }}{% if x %}{# c #}{% endif %}")
+	f.Add("{{ \"\\n\\'\" }}")
+	f.Add("{")
+	f.Fuzz(func(t *testing.T, src string) {
+		tpl, err := New(src, "<s>", "</s>")
+		if err != nil {
+			return
+		}
+		if _, err := tpl.Render([]Message{{"user", "hi"}}, true); err != nil {
+			t.Fatalf("recognised %v but Render failed: %v", tpl.Kind(), err)
+		}
+	})
+}
