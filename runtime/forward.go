@@ -29,7 +29,7 @@ type workspace struct {
 	scores    []float32 // [heads, scoreCap]
 	scoreCap  int
 	logits    []float32 // [vocab] or [cap, vocab] for logitsAll
-	logitsAll bool
+	attn      attnJob
 }
 
 func (m *Model) newWorkspace(tokens int) *workspace {
@@ -163,46 +163,67 @@ func (m *Model) forward(ids []int, cache *KVCache, ws *workspace, mode logitsMod
 	return nil
 }
 
+// attnJob holds the arguments of one attention call, so the function
+// handed to the kernels' worker pool is built once per workspace and a
+// decode step allocates nothing.
+type attnJob struct {
+	m        *Model
+	ws       *workspace
+	cache    *KVCache
+	li, n    int
+	start    int
+	run      func(h0, h1 int)
+	prepared bool
+}
+
 // attention computes causal scaled-dot-product attention for the n new
 // positions (start..start+n-1) against every cached position, writing the
 // concatenated head outputs to ws.att. Heads run in parallel.
 func (m *Model) attention(ws *workspace, cache *KVCache, li, start, n int) {
-	c := m.cfg
+	j := &ws.attn
+	if !j.prepared {
+		j.m, j.ws, j.prepared = m, ws, true
+		j.run = j.heads
+	}
+	j.cache, j.li, j.start, j.n = cache, li, start, n
+	kernels.ParallelChunks(m.cfg.NumHeads, 1, j.run)
+	j.cache = nil
+}
+
+func (j *attnJob) heads(h0, h1 int) {
+	c := j.m.cfg
+	ws := j.ws
 	hd := c.HeadDim
 	qd, kvd := c.NumHeads*hd, c.NumKVHeads*hd
 	group := c.NumHeads / c.NumKVHeads
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	keys, vals := cache.k[li], cache.v[li]
-	kernels.ParallelChunks(c.NumHeads, 1, func(h0, h1 int) {
-		for h := h0; h < h1; h++ {
-			g := h / group
-			sc := ws.scores[h*ws.scoreCap : (h+1)*ws.scoreCap]
-			for t := 0; t < n; t++ {
-				ctx := start + t + 1
-				q := ws.q[t*qd+h*hd : t*qd+(h+1)*hd]
-				maxS := float32(math.Inf(-1))
-				for j := 0; j < ctx; j++ {
-					s := kernels.DotF32(q, keys[j*kvd+g*hd:j*kvd+(g+1)*hd]) * scale
-					sc[j] = s
-					if s > maxS {
-						maxS = s
-					}
-				}
-				var sum float32
-				for j := 0; j < ctx; j++ {
-					e := float32(math.Exp(float64(sc[j] - maxS)))
-					sc[j] = e
-					sum += e
-				}
-				out := ws.att[t*qd+h*hd : t*qd+(h+1)*hd]
-				clear(out)
-				inv := 1 / sum
-				for j := 0; j < ctx; j++ {
-					kernels.AxpyF32(out, sc[j]*inv, vals[j*kvd+g*hd:j*kvd+(g+1)*hd])
-				}
+	keys, vals := j.cache.k[j.li], j.cache.v[j.li]
+	for h := h0; h < h1; h++ {
+		g := h / group
+		sc := ws.scores[h*ws.scoreCap : (h+1)*ws.scoreCap]
+		for t := 0; t < j.n; t++ {
+			ctx := j.start + t + 1
+			q := ws.q[t*qd+h*hd : t*qd+(h+1)*hd]
+			maxS := float32(math.Inf(-1))
+			for p := 0; p < ctx; p++ {
+				s := kernels.DotF32(q, keys[p*kvd+g*hd:p*kvd+(g+1)*hd]) * scale
+				sc[p] = s
+				maxS = max(maxS, s)
+			}
+			var sum float32
+			for p := 0; p < ctx; p++ {
+				e := expf(sc[p] - maxS)
+				sc[p] = e
+				sum += e
+			}
+			out := ws.att[t*qd+h*hd : t*qd+(h+1)*hd]
+			clear(out)
+			inv := 1 / sum
+			for p := 0; p < ctx; p++ {
+				kernels.AxpyF32(out, sc[p]*inv, vals[p*kvd+g*hd:p*kvd+(g+1)*hd])
 			}
 		}
-	})
+	}
 }
 
 // rmsNorm writes w ⊙ x / sqrt(mean(x²) + eps) to dst.
@@ -232,7 +253,7 @@ func rope(x, cos, sin []float32) {
 func siluMul(gate, up []float32) {
 	up = up[:len(gate)]
 	for i, g := range gate {
-		gate[i] = g / (1 + float32(math.Exp(float64(-g)))) * up[i]
+		gate[i] = g / (1 + expf(-g)) * up[i]
 	}
 }
 
