@@ -3,10 +3,15 @@ package server
 import (
 	"net/http"
 	"sort"
+
+	"github.com/airlock-dev/airlock/infer"
+	"github.com/airlock-dev/airlock/webui"
 )
 
-// routes builds the server's mux. Every route but /healthz goes through
-// protect (auth, audit, metrics).
+// routes builds the server's mux: the OpenAI API, the chat page
+// (webui) at / and /assets/, POST /api/infer, health, readiness and
+// metrics. Every route but /healthz goes through protect (auth, audit,
+// metrics).
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -17,6 +22,13 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/v1/chat/completions", s.protect("/v1/chat/completions", http.HandlerFunc(s.handleChat)))
 	mux.Handle("GET /v1/models", s.protect("/v1/models", http.HandlerFunc(s.handleModels)))
 	mux.Handle("GET /v1/models/{id}", s.protect("/v1/models/{id}", http.HandlerFunc(s.handleModel)))
+	page := webui.Handler()
+	mux.Handle("GET /{$}", s.protect("/", page))
+	mux.Handle("GET /index.html", s.protect("/", page))
+	mux.Handle("GET "+webui.AssetPrefix, s.protect(webui.AssetPrefix, page))
+	mux.Handle("/api/infer", s.protect("/api/infer", infer.New(s.engine, infer.Options{
+		MaxBodyBytes: s.cfg.Limits.MaxBodyBytes, MaxChatTokens: s.cfg.Limits.MaxTokens,
+	})))
 
 	patterns := make([]string, 0, len(s.cfg.Routes))
 	for p := range s.cfg.Routes {
