@@ -89,8 +89,9 @@ func TestClassifyWithModel(t *testing.T) {
 }
 
 // BenchmarkEmotion measures one classification against two baselines on
-// the same prompt: prefill plus one greedy token (the least free
-// generation can do), and prefill plus eight tokens (a short free answer).
+// the same, already encoded prompt: prefill plus one greedy token (the
+// least free generation can do), and prefill plus eight tokens (a short
+// free answer); render-encode is the classifier's text work alone.
 // Run: go test -run XXX -bench Emotion -count 10 ./infer/
 func BenchmarkEmotion(b *testing.B) {
 	m := tiny(b)
@@ -107,6 +108,18 @@ func BenchmarkEmotion(b *testing.B) {
 			if _, err := Classify(ctx, m, text); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+	// The classifier's own text work: rendering the prompt and encoding
+	// it and the labels, without the model.
+	b.Run("render-encode", func(b *testing.B) {
+		for b.Loop() {
+			p, err := m.RenderChat(EmotionMessages(text), true)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_ = m.Encode(p)
+			_, _ = m.Encode(LabelPositive), m.Encode(LabelNegative)
 		}
 	})
 	for _, n := range []int{1, 8} {
