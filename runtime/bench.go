@@ -113,13 +113,14 @@ func Bench(ctx context.Context, m *Model, opts BenchOptions) (BenchResult, error
 		if ids == nil {
 			ids = benchIDs(m, 30)
 		}
-		s := m.NewSession(len(ids) + 1)
+		s := m.acquireSession(len(ids) + 1)
 		logits, err := s.Append(ctx, ids)
 		if err != nil {
 			return res, fmt.Errorf("bench: ttft: %w", err)
 		}
 		_ = sample.Argmax(logits)
 		ttfts = append(ttfts, float64(time.Since(start).Microseconds())/1000)
+		m.releaseSession(s)
 	}
 	res.TTFTMS = median(ttfts)
 	logf("time to first token (30-token chat prompt): %.1f ms (runs %s)", res.TTFTMS, fmtRates(ttfts))

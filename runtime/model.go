@@ -55,6 +55,9 @@ type Model struct {
 	info    ModelInfo
 	maxCtx  int
 	invFreq []float32
+	// idle holds finished sessions for reuse (see acquireSession).
+	idle   []*Session
+	idleMu sync.Mutex
 	// refHead is the lm_head upcast for the reference path, made on first use.
 	refHead     *mat.Dense[float32]
 	refHeadOnce sync.Once
