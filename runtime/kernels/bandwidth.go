@@ -26,20 +26,25 @@ func sumU64Generic(p []uint64) uint64 {
 }
 
 // MeasureBandwidth measures streaming-read memory bandwidth in GB/s
-// (10⁹ bytes per second): it allocates a buffer of the given size (make it
+// (10⁹ bytes per second): it maps a buffer of the given size (make it
 // much larger than the caches, e.g. 256 MiB), writes it once, then sums
 // all of it on Threads() goroutines of the kernels' pool, in chunks the
 // way MatVecBF16 reads weights, repeats times, and returns the median.
+// The buffer is unmapped before returning, but it does count towards the
+// process's peak resident set while the measurement runs.
 func MeasureBandwidth(bytes int, repeats int) (gbPerSec float64) {
 	if bytes < 1<<20 {
 		bytes = 1 << 20
 	}
 	repeats = max(repeats, 1)
-	buf := make([]uint64, bytes/8)
-	for i := range buf {
-		buf[i] = uint64(i)
-	}
+	buf, free := allocScratch(bytes / 8)
+	defer free()
 	const chunk = 1 << 15 // 256 KiB of uint64s per parallel chunk
+	ParallelChunks(len(buf), chunk, func(s, e int) {
+		for i := s; i < e; i++ {
+			buf[i] = uint64(i)
+		}
+	})
 	rates := make([]float64, 0, repeats)
 	for r := 0; r < repeats; r++ {
 		var total atomic.Uint64

@@ -103,3 +103,24 @@ func BenchmarkAttentionHead(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSiLUMul runs the SwiGLU activation over one token's MLP width
+// (2816) on each path.
+func BenchmarkSiLUMul(b *testing.B) {
+	saved := active
+	defer func() { active = saved }()
+	rng := rand.New(rand.NewPCG(1, 1))
+	g0 := randF32(rng, 2816, 3)
+	up := randF32(rng, 2816, 1)
+	g := make([]float32, len(g0))
+	for _, s := range supportedISAs() {
+		active = s
+		b.Run(s.String(), func(b *testing.B) {
+			b.SetBytes(int64(4 * len(g)))
+			for b.Loop() {
+				copy(g, g0)
+				SiLUMul(g, up)
+			}
+		})
+	}
+}

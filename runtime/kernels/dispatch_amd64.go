@@ -221,3 +221,33 @@ func axpysF32(out, p, vals []float32, stride int) {
 		axpys64F32(&out[c], &p[0], &vals[c], stride*4, len(p))
 	}
 }
+
+//go:noescape
+func expSubF32AVX2(x *float32, n8 int, sub float32)
+
+//go:noescape
+func siluMulAVX2(gate, up *float32, n8 int)
+
+// expSubF32 computes x[i] = e^(x[i]-sub).
+func expSubF32(x []float32, sub float32) {
+	n8 := len(x) / 8
+	if active >= isaAVX2 && n8 > 0 {
+		expSubF32AVX2(&x[0], n8, sub)
+	} else {
+		n8 = 0
+	}
+	for i := n8 * 8; i < len(x); i++ {
+		x[i] = exp32(x[i] - sub)
+	}
+}
+
+// siluMul computes gate[i] = silu(gate[i])·up[i]; len(up) ≥ len(gate).
+func siluMul(gate, up []float32) {
+	n8 := len(gate) / 8
+	if active >= isaAVX2 && n8 > 0 {
+		siluMulAVX2(&gate[0], &up[0], n8)
+	} else {
+		n8 = 0
+	}
+	siluMulGeneric(gate[n8*8:], up[n8*8:])
+}

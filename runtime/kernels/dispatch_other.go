@@ -27,3 +27,11 @@ func splitBF16Fast(hi, lo []uint16, x []float32) { splitBF16(hi, lo, x) }
 func dotsF32(out, q, keys []float32, stride int) { dotsF32Generic(out, q, keys, stride) }
 
 func axpysF32(out, p, vals []float32, stride int) { axpysF32Generic(out, p, vals, stride) }
+
+func expSubF32(x []float32, sub float32) {
+	for i, v := range x {
+		x[i] = exp32(v - sub)
+	}
+}
+
+func siluMul(gate, up []float32) { siluMulGeneric(gate, up) }

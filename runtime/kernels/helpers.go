@@ -76,6 +76,13 @@ func RMSNormF32(out, x, weight []float32, eps float32) {
 // SiLUMul computes gate[i] = silu(gate[i]) · up[i] in place, where
 // silu(g) = g / (1 + e^-g): the SwiGLU activation. len(up) ≥ len(gate).
 func SiLUMul(gate, up []float32) {
+	if len(gate) == 0 {
+		return
+	}
+	siluMul(gate, up[:len(gate)])
+}
+
+func siluMulGeneric(gate, up []float32) {
 	up = up[:len(gate)]
 	for i, g := range gate {
 		gate[i] = g / (1 + exp32(-g)) * up[i]
@@ -94,10 +101,9 @@ func SoftmaxInPlace(x []float32) {
 			m = v
 		}
 	}
+	expSubF32(x, m)
 	var sum float64
-	for i, v := range x {
-		e := exp32(v - m)
-		x[i] = e
+	for _, e := range x {
 		sum += float64(e)
 	}
 	inv := float32(1 / sum)

@@ -496,3 +496,114 @@ axsdone:
 	VMOVUPS Y7, 224(DX)
 	VZEROUPPER
 	RET
+
+// Constants of expf (Cephes): clamp range, log2(e), ln2 split in two, the
+// degree-5 polynomial for e^r on |r| ≤ ln2/2, and 1.0.
+DATA expc<>+0(SB)/4, $0x42b0c0a5  // 88.3762626647949
+DATA expc<>+4(SB)/4, $0xc2aeac50  // -87.3365478515625
+DATA expc<>+8(SB)/4, $0x3fb8aa3b  // log2(e)
+DATA expc<>+12(SB)/4, $0x3f318000 // 0.693359375
+DATA expc<>+16(SB)/4, $0xb95e8083 // -2.12194440e-4
+DATA expc<>+20(SB)/4, $0x39506967 // 1.9875691500e-4
+DATA expc<>+24(SB)/4, $0x3ab743ce // 1.3981999507e-3
+DATA expc<>+28(SB)/4, $0x3c088908 // 8.3334519073e-3
+DATA expc<>+32(SB)/4, $0x3d2aa9c1 // 4.1665795894e-2
+DATA expc<>+36(SB)/4, $0x3e2aaaaa // 1.6666665459e-1
+DATA expc<>+40(SB)/4, $0x3f000000 // 5.0000001201e-1
+DATA expc<>+44(SB)/4, $0x3f800000 // 1.0
+GLOBL expc<>(SB), RODATA|NOPTR, $48
+
+// EXPCONST loads the expf constants into Y4..Y15.
+#define EXPCONST \
+	VBROADCASTSS expc<>+0(SB), Y4; \
+	VBROADCASTSS expc<>+4(SB), Y5; \
+	VBROADCASTSS expc<>+8(SB), Y6; \
+	VBROADCASTSS expc<>+12(SB), Y7; \
+	VBROADCASTSS expc<>+16(SB), Y8; \
+	VBROADCASTSS expc<>+20(SB), Y9; \
+	VBROADCASTSS expc<>+24(SB), Y10; \
+	VBROADCASTSS expc<>+28(SB), Y11; \
+	VBROADCASTSS expc<>+32(SB), Y12; \
+	VBROADCASTSS expc<>+36(SB), Y13; \
+	VBROADCASTSS expc<>+40(SB), Y14; \
+	VBROADCASTSS expc<>+44(SB), Y15
+
+// EXPY replaces Y0 with e^Y0 lane-wise (about 1 ulp; 0 below -87.34,
+// which covers -Inf). Needs EXPCONST; clobbers Y1..Y3.
+#define EXPY \
+	VCMPPS $0x0d, Y5, Y0, Y3; \
+	VMINPS Y4, Y0, Y0; \
+	VMAXPS Y5, Y0, Y0; \
+	VMULPS Y6, Y0, Y1; \
+	VROUNDPS $0, Y1, Y1; \
+	VFNMADD231PS Y7, Y1, Y0; \
+	VFNMADD231PS Y8, Y1, Y0; \
+	VMOVAPS Y9, Y2; \
+	VFMADD213PS Y10, Y0, Y2; \
+	VFMADD213PS Y11, Y0, Y2; \
+	VFMADD213PS Y12, Y0, Y2; \
+	VFMADD213PS Y13, Y0, Y2; \
+	VFMADD213PS Y14, Y0, Y2; \
+	VMULPS Y0, Y2, Y2; \
+	VMULPS Y0, Y2, Y2; \
+	VADDPS Y0, Y2, Y2; \
+	VADDPS Y15, Y2, Y2; \
+	VCVTPS2DQ Y1, Y1; \
+	VPSLLD $23, Y1, Y1; \
+	VPADDD Y15, Y1, Y1; \
+	VMULPS Y1, Y2, Y0; \
+	VANDPS Y3, Y0, Y0
+
+// func expSubF32AVX2(x *float32, n8 int, sub float32)
+//
+// x[i] = e^(x[i]-sub) for i < 8·n8.
+TEXT ·expSubF32AVX2(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), SI
+	MOVQ n8+8(FP), CX
+	EXPCONST
+	TESTQ CX, CX
+	JZ    expdone
+
+exploop:
+	VMOVUPS (SI), Y0
+	VBROADCASTSS sub+16(FP), Y1
+	VSUBPS Y1, Y0, Y0
+	EXPY
+	VMOVUPS Y0, (SI)
+	ADDQ $32, SI
+	DECQ CX
+	JNZ  exploop
+
+expdone:
+	VZEROUPPER
+	RET
+
+// func siluMulAVX2(gate, up *float32, n8 int)
+//
+// gate[i] = gate[i] / (1 + e^-gate[i]) · up[i] for i < 8·n8.
+TEXT ·siluMulAVX2(SB), NOSPLIT, $0-24
+	MOVQ gate+0(FP), DI
+	MOVQ up+8(FP), SI
+	MOVQ n8+16(FP), CX
+	EXPCONST
+	TESTQ CX, CX
+	JZ    siludone
+
+siluloop:
+	VXORPS Y1, Y1, Y1
+	VMOVUPS (DI), Y0
+	VSUBPS Y0, Y1, Y0
+	EXPY
+	VADDPS Y15, Y0, Y0
+	VMOVUPS (DI), Y1
+	VDIVPS Y0, Y1, Y1
+	VMULPS (SI), Y1, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ $32, DI
+	ADDQ $32, SI
+	DECQ CX
+	JNZ  siluloop
+
+siludone:
+	VZEROUPPER
+	RET
