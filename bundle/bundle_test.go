@@ -182,8 +182,9 @@ func TestChooseMode(t *testing.T) {
 	}{
 		{"small text", 100, []byte("hello"), modeDefault},
 		{"random weights", 1 << 30, rnd, modeStore},
-		{"bf16 weights", 1 << 30, weightLike(chunkSize, 9), modeFast},
-		{"zeros", 1 << 30, make([]byte, chunkSize), modeFast},
+		{"bf16 weights", 1 << 30, weightLike(chunkSize, 9), modeStore},
+		{"zeros", 1 << 30, make([]byte, chunkSize), modeDefault},
+		{"large text", 1 << 30, bytes.Repeat([]byte(`{"vocab": {"hello": 1, "world": 2}}`), chunkSize/36), modeDefault},
 	}
 	for _, c := range cases {
 		if got := chooseMode(CompressAuto, c.size, c.data); got != c.want {

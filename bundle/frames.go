@@ -13,10 +13,11 @@ import (
 // Compression chooses how file contents are compressed.
 type Compression string
 
-// Compression policies. Auto stores near-incompressible data (estimated
-// from the byte entropy of the file's first chunk) as raw zstd blocks,
-// compresses bf16-like weights with the fastest level and small text files
-// with the default level.
+// Compression policies. Auto stores large near-incompressible files
+// (estimated from the byte entropy of the file's first chunk; bf16, fp16 and
+// fp32 weights all qualify) as raw zstd blocks and compresses everything
+// else with the default level. Store, Fast, Default and Better apply one
+// level to every file.
 const (
 	CompressAuto    Compression = "auto"
 	CompressStore   Compression = "store"
@@ -49,9 +50,11 @@ const (
 )
 
 // storeRatio is the estimated compressed/original ratio above which Auto
-// stores a file: compressing it would spend CPU on both sides of the air gap
-// for less than 10% saving.
-const storeRatio = 0.90
+// stores a large file. bf16 weights estimate at about 0.78 (only the
+// exponent byte is skewed); zstd's literal coding reaches that ratio but
+// runs at a few tens of MB/s per core here, against GB/s for storing, on
+// both sides of the air gap (see docs/bundle-format.md, "Compression").
+const storeRatio = 0.70
 
 // smallFile is the size under which Auto always uses the default level:
 // config, tokenizer and other text files are small and compress well.
@@ -77,7 +80,7 @@ func chooseMode(c Compression, size int64, first []byte) frameMode {
 	if entropyRatio(first) > storeRatio {
 		return modeStore
 	}
-	return modeFast
+	return modeDefault
 }
 
 // entropyRatio estimates the best order-0 compression ratio of p: its byte
@@ -139,6 +142,7 @@ func (s *frameSink) encoder(m frameMode) (*zstd.Encoder, error) {
 		zstd.WithEncoderConcurrency(max(2, s.workers)),
 		zstd.WithConcurrentBlocks(true),
 		zstd.WithEncoderCRC(true),
+		zstd.WithAllLitEntropyCompression(true),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("zstd encoder: %w", err)
