@@ -157,6 +157,39 @@ func (e *IntegrityError) Error() string {
 	return fmt.Sprintf("%s: %s mismatch: upstream lists %s, downloaded bytes give %s", name, kind, e.Want, e.Got)
 }
 
+// digest hashes content as it is written: sha256 and, optionally, the
+// git blob id (which needs the size up front).
+type digest struct {
+	h, g hash.Hash
+	n    int64
+}
+
+func newDigest(size int64, withGit bool) *digest {
+	d := &digest{h: sha256.New()}
+	if withGit {
+		d.g = sha1.New()
+		fmt.Fprintf(d.g, "blob %s\x00", strconv.FormatInt(size, 10))
+	}
+	return d
+}
+
+func (d *digest) Write(p []byte) (int, error) {
+	d.h.Write(p)
+	if d.g != nil {
+		d.g.Write(p)
+	}
+	d.n += int64(len(p))
+	return len(p), nil
+}
+
+func (d *digest) sums() (sha, gitOID string) {
+	sha = hex.EncodeToString(d.h.Sum(nil))
+	if d.g != nil {
+		gitOID = hex.EncodeToString(d.g.Sum(nil))
+	}
+	return sha, gitOID
+}
+
 // hashFile returns the sha256 (and, if withGit, the git blob id) of a file.
 func hashFile(p string, withGit bool) (sha, gitOID string, n int64, err error) {
 	f, err := os.Open(p)
@@ -168,25 +201,15 @@ func hashFile(p string, withGit bool) (sha, gitOID string, n int64, err error) {
 	if err != nil {
 		return "", "", 0, err
 	}
-	h := sha256.New()
-	var w io.Writer = h
-	var g hash.Hash
-	if withGit {
-		g = sha1.New()
-		fmt.Fprintf(g, "blob %s\x00", strconv.FormatInt(st.Size(), 10))
-		w = io.MultiWriter(h, g)
-	}
-	n, err = io.Copy(w, f)
+	d := newDigest(st.Size(), withGit)
+	n, err = io.Copy(d, f)
 	if err != nil {
 		return "", "", n, err
 	}
 	if n != st.Size() {
 		return "", "", n, errors.New("file changed while hashing")
 	}
-	sha = hex.EncodeToString(h.Sum(nil))
-	if g != nil {
-		gitOID = hex.EncodeToString(g.Sum(nil))
-	}
+	sha, gitOID = d.sums()
 	return sha, gitOID, n, nil
 }
 

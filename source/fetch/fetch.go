@@ -242,12 +242,16 @@ func (c *Client) fetch1(ctx context.Context, it Item, bar *progress.Bar, perFile
 	var lastErr error
 	for attempt := 1; attempt <= c.VerifyAttempts; attempt++ {
 		start := time.Now()
-		got, err := c.download(ctx, it, dir, bar, perFile, conns)
+		got, d, err := c.download(ctx, it, dir, bar, perFile, conns)
 		if err != nil {
 			return res, err
 		}
-		sha, oid, n, err := hashFile(got, it.GitOID != "")
-		if err != nil {
+		var sha, oid string
+		var n int64
+		if d != nil {
+			sha, oid = d.sums()
+			n = d.n
+		} else if sha, oid, n, err = hashFile(got, it.GitOID != ""); err != nil {
 			return res, err
 		}
 		switch {
@@ -288,8 +292,9 @@ func (c *Client) fetch1(ctx context.Context, it Item, bar *progress.Bar, perFile
 }
 
 // download fetches the item's bytes into dir, resuming what earlier runs
-// left there, and returns the path of the assembled file.
-func (c *Client) download(ctx context.Context, it Item, dir string, bar *progress.Bar, perFile bool, conns chan struct{}) (string, error) {
+// left there, and returns the path of the assembled file and, when it was
+// hashed while being assembled, its digest.
+func (c *Client) download(ctx context.Context, it Item, dir string, bar *progress.Bar, perFile bool, conns chan struct{}) (string, *digest, error) {
 	var fileBar *progress.Bar
 	if perFile {
 		fileBar = progress.New(c.Progress, "download "+it.Name, it.Size)
@@ -302,44 +307,55 @@ func (c *Client) download(ctx context.Context, it Item, dir string, bar *progres
 	}
 	var err error
 	var out string
+	var d *digest
 	if it.Size > c.PartSize {
-		out, err = c.downloadParts(ctx, it, dir, count, conns)
+		out, d, err = c.downloadParts(ctx, it, dir, count, conns)
 		if errors.Is(err, errNoRanges) {
 			c.Log.Warn("server ignores Range; downloading in one stream", "file", it.Name)
 			err = nil
 			_ = os.RemoveAll(dir)
 			if err = os.MkdirAll(dir, 0o755); err == nil {
-				out, err = c.downloadStream(ctx, it, dir, count, conns)
+				out, d, err = c.downloadStream(ctx, it, dir, count, conns)
 			}
 		}
 	} else {
-		out, err = c.downloadStream(ctx, it, dir, count, conns)
+		out, d, err = c.downloadStream(ctx, it, dir, count, conns)
 	}
 	if fileBar != nil {
 		fileBar.Finish(err)
 	}
-	return out, err
+	return out, d, err
 }
 
-// downloadStream fetches the whole file as one resumable segment.
-func (c *Client) downloadStream(ctx context.Context, it Item, dir string, count func(int64), conns chan struct{}) (string, error) {
+// downloadStream fetches the whole file as one resumable segment, hashing
+// as bytes arrive so the file need not be read again.
+func (c *Client) downloadStream(ctx context.Context, it Item, dir string, count func(int64), conns chan struct{}) (string, *digest, error) {
 	p := filepath.Join(dir, "stream")
 	end := int64(-1)
 	if it.Size >= 0 {
 		end = it.Size - 1
 	}
 	if it.Size == 0 {
-		return p, os.WriteFile(p, nil, 0o644)
+		return p, nil, os.WriteFile(p, nil, 0o644)
 	}
 	seg := segment{path: p, start: 0, end: end}
-	if err := c.getSegment(ctx, it, seg, count, conns); err != nil {
-		return "", err
+	if it.Size > 0 {
+		seg.digest = newDigest(it.Size, it.GitOID != "")
 	}
-	return p, nil
+	if err := c.getSegment(ctx, it, seg, count, conns); err != nil {
+		return "", nil, err
+	}
+	if seg.digest != nil {
+		if st, err := os.Stat(p); err == nil && st.Size() == seg.digest.n {
+			return p, seg.digest, nil
+		}
+	}
+	return p, nil, nil
 }
 
-// downloadParts fetches PartSize pieces in parallel and joins them.
-func (c *Client) downloadParts(ctx context.Context, it Item, dir string, count func(int64), conns chan struct{}) (string, error) {
+// downloadParts fetches PartSize pieces in parallel and joins them,
+// hashing while joining so the file is read once.
+func (c *Client) downloadParts(ctx context.Context, it Item, dir string, count func(int64), conns chan struct{}) (string, *digest, error) {
 	var segs []segment
 	for off := int64(0); off < it.Size; off += c.PartSize {
 		end := min(off+c.PartSize, it.Size) - 1
@@ -362,42 +378,43 @@ func (c *Client) downloadParts(ctx context.Context, it Item, dir string, count f
 	wg.Wait()
 	for _, err := range errs {
 		if errors.Is(err, errNoRanges) {
-			return "", errNoRanges
+			return "", nil, errNoRanges
 		}
 	}
 	for _, err := range errs {
 		if err != nil && !errors.Is(err, context.Canceled) {
-			return "", err
+			return "", nil, err
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	out := filepath.Join(dir, "joined")
+	d := newDigest(it.Size, it.GitOID != "")
 	f, err := os.Create(out)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	for _, s := range segs {
 		pf, err := os.Open(s.path)
 		if err != nil {
 			f.Close()
-			return "", err
+			return "", nil, err
 		}
-		_, err = io.Copy(f, pf)
+		_, err = io.Copy(io.MultiWriter(f, d), pf)
 		pf.Close()
 		if err != nil {
 			f.Close()
-			return "", err
+			return "", nil, err
 		}
 	}
 	if err := f.Close(); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	for _, s := range segs {
 		_ = os.Remove(s.path)
 	}
-	return out, nil
+	return out, d, nil
 }
 
 // segment is a byte range [start, end] of the file kept in path; end < 0
@@ -405,7 +422,28 @@ func (c *Client) downloadParts(ctx context.Context, it Item, dir string, count f
 type segment struct {
 	path       string
 	start, end int64
-	part       bool // one of several parts: always ask for a Range
+	part       bool    // one of several parts: always ask for a Range
+	digest     *digest // if set, kept equal to the hash of the file's bytes
+}
+
+// syncDigest makes the segment's digest cover exactly the first have
+// bytes of its file, re-reading them only when it fell out of step (a
+// partial left by an earlier run, or a failed write).
+func (s segment) syncDigest(size int64, withGit bool, have int64) error {
+	if s.digest == nil || s.digest.n == have {
+		return nil
+	}
+	*s.digest = *newDigest(size, withGit)
+	if have == 0 {
+		return nil
+	}
+	f, err := os.Open(s.path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.CopyN(s.digest, f, have)
+	return err
 }
 
 var errNoRanges = errors.New("server does not honour Range requests")
@@ -582,7 +620,15 @@ func (c *Client) getOnce(ctx context.Context, it Item, s segment, have int64, co
 	if want >= 0 {
 		src = io.LimitReader(body, want)
 	}
-	n, copyErr := io.Copy(&countingWriter{w: f, count: count}, src)
+	var dst io.Writer = &countingWriter{w: f, count: count}
+	if s.digest != nil {
+		if err := s.syncDigest(it.Size, it.GitOID != "", have); err != nil {
+			f.Close()
+			return err
+		}
+		dst = io.MultiWriter(dst, s.digest)
+	}
+	n, copyErr := io.Copy(dst, src)
 	body.stop()
 	closeErr := f.Close()
 	if copyErr != nil {
