@@ -59,7 +59,11 @@ type testEngine struct {
 }
 
 func (e *testEngine) Generate(ctx context.Context, ids []int, p runtime.SampleParams, emit func(runtime.TokenEvent) error) (runtime.Result, error) {
+	// Only the newest user turn counts: earlier turns are history.
 	prompt := e.Decode(ids)
+	if i := strings.LastIndex(prompt, "<|im_start|>user"); i >= 0 {
+		prompt = prompt[i:]
+	}
 	delay := 25 * time.Millisecond
 	if strings.Contains(prompt, slowMarker) {
 		delay = 250 * time.Millisecond
