@@ -6,12 +6,8 @@ import (
 	"unicode/utf8"
 )
 
-func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
-
-const noMerge = ^uint64(0)
-
-// lookupMerge returns rank<<32|merged id for the pair, or noMerge.
-func (t *Tokenizer) lookupMerge(a, b int32) uint64 {
+// lookupMerge returns the rank of the merge of the pair (a, b), or noRank.
+func (t *Tokenizer) lookupMerge(a, b int32) uint32 {
 	return t.merges.get(pairKey(a, b))
 }
 
@@ -22,7 +18,7 @@ const maxCachedWord = 128
 // bpeScratch holds reusable buffers for one BPE call.
 type bpeScratch struct {
 	ids   []int32
-	ranks []uint64
+	ranks []uint32
 	prev  []int32
 	next  []int32
 	heap  []mergeCand
@@ -126,7 +122,7 @@ func (t *Tokenizer) mergeSmall(sc *bpeScratch, ids []int32) []int32 {
 		ranks = append(ranks, t.lookupMerge(ids[k], ids[k+1]))
 	}
 	for len(ids) > 1 {
-		best, bi := noMerge, -1
+		best, bi := noRank, -1
 		for k, r := range ranks {
 			if r < best {
 				best, bi = r, k
@@ -135,7 +131,7 @@ func (t *Tokenizer) mergeSmall(sc *bpeScratch, ids []int32) []int32 {
 		if bi < 0 {
 			break
 		}
-		ids[bi] = int32(uint32(best))
+		ids[bi] = t.merges.result[best]
 		copy(ids[bi+1:], ids[bi+2:])
 		ids = ids[:len(ids)-1]
 		copy(ranks[bi:], ranks[bi+1:])
@@ -153,9 +149,8 @@ func (t *Tokenizer) mergeSmall(sc *bpeScratch, ids []int32) []int32 {
 
 // mergeCand is a candidate merge of the symbol at pos with its successor.
 type mergeCand struct {
-	rank uint32
+	rank uint32 // also identifies the pair, to detect stale entries
 	pos  int32
-	val  uint64 // the merge table value when queued, to detect stale entries
 }
 
 func (a mergeCand) less(b mergeCand) bool {
@@ -210,8 +205,8 @@ func (t *Tokenizer) mergeHeap(sc *bpeScratch, ids []int32) []int32 {
 		return top
 	}
 	for k := 0; k+1 < n; k++ {
-		if v := t.lookupMerge(ids[k], ids[k+1]); v != noMerge {
-			push(mergeCand{rank: uint32(v >> 32), pos: int32(k), val: v})
+		if r := t.lookupMerge(ids[k], ids[k+1]); r != noRank {
+			push(mergeCand{rank: r, pos: int32(k)})
 		}
 	}
 	const dead = -2
@@ -222,23 +217,23 @@ func (t *Tokenizer) mergeHeap(sc *bpeScratch, ids []int32) []int32 {
 			continue
 		}
 		r := next[p]
-		if t.lookupMerge(ids[p], ids[r]) != c.val {
+		if t.lookupMerge(ids[p], ids[r]) != c.rank {
 			continue
 		}
-		ids[p] = int32(uint32(c.val))
+		ids[p] = t.merges.result[c.rank]
 		ids[r] = dead
 		next[p] = next[r]
 		if next[r] >= 0 {
 			prev[next[r]] = p
 		}
 		if q := prev[p]; q >= 0 {
-			if v := t.lookupMerge(ids[q], ids[p]); v != noMerge {
-				push(mergeCand{rank: uint32(v >> 32), pos: q, val: v})
+			if r := t.lookupMerge(ids[q], ids[p]); r != noRank {
+				push(mergeCand{rank: r, pos: q})
 			}
 		}
 		if nx := next[p]; nx >= 0 {
-			if v := t.lookupMerge(ids[p], ids[nx]); v != noMerge {
-				push(mergeCand{rank: uint32(v >> 32), pos: p, val: v})
+			if r := t.lookupMerge(ids[p], ids[nx]); r != noRank {
+				push(mergeCand{rank: r, pos: p})
 			}
 		}
 	}

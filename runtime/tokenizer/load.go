@@ -286,7 +286,7 @@ func (t *Tokenizer) readVocab(s *jsonScanner) error {
 
 // maxVocabID bounds token ids so a hostile file cannot make Load allocate
 // unbounded tables.
-const maxVocabID = 1 << 24
+const maxVocabID = maxIDs - 1
 
 // readMerges parses the merge list: each merge is "left right" or
 // ["left", "right"]; its rank is its position in the list. The first of
@@ -313,7 +313,10 @@ func (t *Tokenizer) readMerges(raw []byte) error {
 		if !ok {
 			return fmt.Errorf("merge %d: result %q is not in the vocabulary", rank, cat)
 		}
-		t.merges.putIfAbsent(pairKey(int32(la), int32(lb)), uint64(rank)<<32|uint64(uint32(id)))
+		if la >= maxIDs || lb >= maxIDs || id >= maxIDs || rank >= maxIDs {
+			return fmt.Errorf("merge %d: ids or rank beyond %d are not supported", rank, maxIDs)
+		}
+		t.merges.add(pairKey(int32(la), int32(lb)), int32(id))
 		rank++
 		return nil
 	}

@@ -3,22 +3,24 @@ package tokenizer
 import "math/bits"
 
 // mergeTable is an open-addressing hash table from a pair of token ids to
-// its merge (rank<<32 | merged id). BPE does a few lookups per input byte,
-// so this replaces a Go map: one multiplicative hash, linear probing, and
-// key and value side by side so a probe touches one cache line.
+// the rank of its merge; the merged token of rank r is result[r]. BPE does a
+// few lookups per input byte, so this replaces a Go map: one multiplicative
+// hash, linear probing, and 8-byte slots holding key and rank together, so
+// the Qwen table (150k merges) is 4 MB and a probe touches one cache line.
 type mergeTable struct {
-	slots []mergeSlot
-	shift uint
-	n     int
+	slots  []uint64 // occupied | left<<40 | right<<20 | rank; 0 means empty
+	result []int32  // rank → merged token id
+	shift  uint
 }
 
-type mergeSlot struct {
-	key uint64 // pairKey | occupied; 0 means empty
-	val uint64
-}
-
-// occupied marks used slots; pair keys use at most 48 bits (ids < 2^24).
-const occupied = 1 << 63
+const (
+	idBits   = 20 // token ids and ranks must be below 1<<idBits
+	maxIDs   = 1 << idBits
+	occupied = 1 << 63
+	rankMask = maxIDs - 1
+	keyMask  = occupied | (1<<(2*idBits)-1)<<idBits
+	noRank   = ^uint32(0)
+)
 
 func newMergeTable(n int) *mergeTable {
 	size := 1 << bits.Len(uint(n*2)) // load factor at most 1/2
@@ -26,60 +28,70 @@ func newMergeTable(n int) *mergeTable {
 		size = 8
 	}
 	return &mergeTable{
-		slots: make([]mergeSlot, size),
+		slots: make([]uint64, size),
 		shift: uint(64 - bits.TrailingZeros(uint(size))),
 	}
 }
 
-func (m *mergeTable) slot(k uint64) uint64 { return (k * 0x9E3779B97F4A7C15) >> m.shift }
+// key returns the slot bits of a pair, without the rank.
+func pairKey(a, b int32) uint64 {
+	return occupied | uint64(uint32(a))<<(2*idBits) | uint64(uint32(b))<<idBits
+}
 
-// get returns the merge of the pair key k, or noMerge.
-func (m *mergeTable) get(k uint64) uint64 {
-	k |= occupied
+func (m *mergeTable) home(k uint64) uint64 { return (k * 0x9E3779B97F4A7C15) >> m.shift }
+
+// get returns the rank of the merge of the pair key k, or noRank.
+func (m *mergeTable) get(k uint64) uint32 {
 	mask := uint64(len(m.slots) - 1)
-	for h := m.slot(k); ; h = (h + 1) & mask {
-		s := &m.slots[h]
-		if s.key == k {
-			return s.val
+	for h := m.home(k); ; h = (h + 1) & mask {
+		s := m.slots[h]
+		if s&keyMask == k {
+			return uint32(s & rankMask)
 		}
-		if s.key == 0 {
-			return noMerge
+		if s == 0 {
+			return noRank
 		}
 	}
 }
 
-// putIfAbsent stores v for k unless k is present (the first, lowest-rank
-// occurrence of a duplicated merge wins). It grows the table as needed.
-func (m *mergeTable) putIfAbsent(k, v uint64) {
-	if (m.n+1)*2 > len(m.slots) {
+// add appends the merge of pair k into id as the next rank, unless the pair
+// already has a merge (the first, lowest-rank occurrence wins). The caller
+// guarantees ids below maxIDs.
+func (m *mergeTable) add(k uint64, id int32) {
+	if (len(m.result)+1)*2 > len(m.slots) {
 		m.grow()
 	}
-	k |= occupied
 	mask := uint64(len(m.slots) - 1)
-	for h := m.slot(k); ; h = (h + 1) & mask {
-		s := &m.slots[h]
-		if s.key == k {
+	for h := m.home(k); ; h = (h + 1) & mask {
+		s := m.slots[h]
+		if s&keyMask == k {
+			m.result = append(m.result, -1) // keep ranks aligned with the list
 			return
 		}
-		if s.key == 0 {
-			s.key, s.val = k, v
-			m.n++
+		if s == 0 {
+			m.slots[h] = k | uint64(len(m.result))
+			m.result = append(m.result, id)
 			return
 		}
 	}
 }
 
 func (m *mergeTable) grow() {
-	old := m.slots
-	bigger := newMergeTable(len(old))
-	for _, s := range old {
-		if s.key != 0 {
-			bigger.putIfAbsent(s.key&^occupied, s.val)
+	bigger := newMergeTable(len(m.slots))
+	mask := uint64(len(bigger.slots) - 1)
+	for _, s := range m.slots {
+		if s == 0 {
+			continue
+		}
+		for h := bigger.home(s & keyMask); ; h = (h + 1) & mask {
+			if bigger.slots[h] == 0 {
+				bigger.slots[h] = s
+				break
+			}
 		}
 	}
-	*m = *bigger
-	m.n = bigger.n
+	m.slots, m.shift = bigger.slots, bigger.shift
 }
 
-// len returns the number of merges.
-func (m *mergeTable) len() int { return m.n }
+// len returns the number of merges in the list (including duplicates).
+func (m *mergeTable) len() int { return len(m.result) }
