@@ -14,13 +14,11 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/progress"
 	"github.com/airlock-dev/airlock/internal/signing"
 	"github.com/airlock-dev/airlock/manifests"
 	"github.com/airlock-dev/airlock/source"
 	"github.com/airlock-dev/airlock/source/fakehub"
-	"github.com/airlock-dev/airlock/verify"
 )
 
 // resolveWith runs openSource and Resolve with the given bundle arguments,
@@ -30,7 +28,7 @@ func resolveWith(t *testing.T, args ...string) (*source.Snapshot, error) {
 	var snap *source.Snapshot
 	app := &cli.App{
 		Name: "airlock",
-		Commands: []*cli.Command{{
+		Commands: []*cli.Command{interspersedCommand(&cli.Command{
 			Name:  "bundle",
 			Flags: sourceFlags(),
 			Action: func(c *cli.Context) error {
@@ -41,10 +39,10 @@ func resolveWith(t *testing.T, args ...string) (*source.Snapshot, error) {
 				snap, err = src.Resolve(c.Context)
 				return err
 			},
-		}},
+		})},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
-	err := app.RunContext(context.Background(), append([]string{"airlock", "bundle"}, flagsFirst(app.Commands[0], args)...))
+	err := app.RunContext(context.Background(), append([]string{"airlock", "bundle"}, args...))
 	return snap, err
 }
 
@@ -63,10 +61,11 @@ func fileMap(snap *source.Snapshot) map[string]manifests.File {
 	return m
 }
 
-// TestBundleFromHubVerifyAndRun is the online-to-intranet path: resolve
-// modelscope://qwen/Qwen1.5-0.5B-Chat@master from the fake hub with a
-// cross-compiled linux/amd64 runtime, write a signed bundle, verify and
-// extract it, and run the extracted airlock.
+// TestBundleFromHubVerifyAndRun is the online-to-intranet path through
+// the real commands: airlock bundle modelscope://qwen/Qwen1.5-0.5B-Chat@master
+// from the fake hub (with a connection dropped mid-file and a
+// cross-compiled linux/amd64 runtime), airlock verify --out D, then
+// D/bin/linux-amd64/airlock --version.
 func TestBundleFromHubVerifyAndRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds airlock; skipped with -short")
@@ -87,23 +86,22 @@ func TestBundleFromHubVerifyAndRun(t *testing.T) {
 	cache := filepath.Join(tmp, "cache")
 	lock := filepath.Join(tmp, "q.lock.json")
 
-	snap, err := resolveWith(t, "modelscope://qwen/Qwen1.5-0.5B-Chat@master", "--endpoint", hub.URL,
-		"--cache-dir", cache, "--platforms", "linux/amd64", "--lock", lock)
+	pubText, privText, err := signing.GenerateKeyCost(nil, signing.KeyCost{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := fileMap(snap)
-	for _, p := range fakehub.QwenChatFiles {
-		if _, ok := files[p]; !ok {
-			t.Fatalf("snapshot lacks %s", p)
-		}
+	key, pubKey := filepath.Join(tmp, "k.key"), filepath.Join(tmp, "k.pub")
+	if err := os.WriteFile(key, privText, 0o600); err != nil {
+		t.Fatal(err)
 	}
-	rt, ok := files["bin/linux-amd64/airlock"]
-	if !ok || rt.Role != manifests.RoleRuntime || rt.Platform != "linux/amd64" {
-		t.Fatalf("runtime entry %+v", rt)
+	if err := os.WriteFile(pubKey, pubText, 0o644); err != nil {
+		t.Fatal(err)
 	}
-	if len(files) != len(fakehub.QwenChatFiles)+1 {
-		t.Fatalf("snapshot has %d files", len(files))
+	out := filepath.Join(tmp, "q.tar.zst")
+	if code := run([]string{"airlock", "bundle", "modelscope://qwen/Qwen1.5-0.5B-Chat@master",
+		"--endpoint", hub.URL, "--sign", key, "--out", out,
+		"--cache-dir", cache, "--platforms", "linux/amd64", "--lock", lock}); code != exitOK {
+		t.Fatalf("airlock bundle exit %d", code)
 	}
 	if r := hub.Requests("model.safetensors"); len(r) != 2 || r[1].Range != "bytes=70000-199999" {
 		t.Fatalf("weights requests %+v", r)
@@ -111,42 +109,42 @@ func TestBundleFromHubVerifyAndRun(t *testing.T) {
 	if _, err := manifests.LoadLock(lock); err != nil {
 		t.Fatalf("lock not written: %v", err)
 	}
-
-	pubText, privText, err := signing.GenerateKeyCost(nil, signing.KeyCost{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, err := signing.ParsePrivateKey(privText, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := signing.ParsePublicKey(pubText)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(tmp, "q.tar.zst")
-	if _, err := bundle.WriteFile(context.Background(), out, snap, bundle.Options{Signer: &priv, Progress: io.Discard}); err != nil {
-		t.Fatal(err)
-	}
 	dir := filepath.Join(tmp, "D")
-	man, err := verify.Extract(context.Background(), out, pub, dir, verify.Options{Progress: io.Discard})
+	if code := run([]string{"airlock", "verify", out, "--pubkey", pubKey, "--out", dir}); code != exitOK {
+		t.Fatalf("airlock verify exit %d", code)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, ".airlock", "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	man, err := manifests.Parse(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if man.Source.Kind != "modelscope" || man.Source.ID != m.ID || man.Source.Revision != "master" {
 		t.Fatalf("manifest source %+v", man.Source)
 	}
+	if len(man.Files) != len(fakehub.QwenChatFiles)+1 {
+		t.Fatalf("manifest has %d files", len(man.Files))
+	}
+	rt := man.Lookup("bin/linux-amd64/airlock")
+	if rt == nil || rt.Role != manifests.RoleRuntime || rt.Platform != "linux/amd64" {
+		t.Fatalf("runtime entry %+v", rt)
+	}
 	for _, f := range m.Files {
 		if f.Path == ".gitattributes" {
+			if _, err := os.Stat(filepath.Join(dir, f.Path)); err == nil {
+				t.Fatal(".gitattributes installed")
+			}
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join(dir, f.Path))
 		if err != nil || string(b) != string(f.Data) {
 			t.Fatalf("%s: installed bytes differ (%v)", f.Path, err)
 		}
-	}
-	if _, err := os.Stat(filepath.Join(dir, ".airlock", "manifest.json.minisig")); err != nil {
-		t.Fatal(err)
+		if e := man.Lookup(f.Path); e == nil || e.UpstreamRevision != f.Revision || e.SHA256 != fakehub.SHA256(f.Data) {
+			t.Fatalf("%s: manifest entry %+v", f.Path, e)
+		}
 	}
 	if runtime.GOOS == "linux" && runtime.GOARCH == "amd64" {
 		cmd := exec.Command(filepath.Join(dir, "bin", "linux-amd64", "airlock"), "--version")
@@ -177,7 +175,7 @@ func TestBundleFromHubVerifyAndRun(t *testing.T) {
 			t.Fatalf("downloaded %s although the lock refused", r.File)
 		}
 	}
-	snap, err = resolveWith(t, "modelscope://qwen/Qwen1.5-0.5B-Chat@master", "--endpoint", hub.URL,
+	snap, err := resolveWith(t, "modelscope://qwen/Qwen1.5-0.5B-Chat@master", "--endpoint", hub.URL,
 		"--cache-dir", cache, "--platforms", "none", "--lock", lock, "--update-lock")
 	if err != nil {
 		t.Fatal(err)
@@ -312,18 +310,6 @@ func TestOpenSourceUsageErrors(t *testing.T) {
 	}
 }
 
-func TestFlagsFirst(t *testing.T) {
-	cmd := &cli.Command{Flags: sourceFlags()}
-	got := strings.Join(flagsFirst(cmd, []string{"modelscope://a/b@master", "--endpoint", "http://127.0.0.1:1", "--update-lock", "-f", "r.yaml", "--jobs=3", "x"}), " ")
-	want := "--endpoint http://127.0.0.1:1 --update-lock -f r.yaml --jobs=3 -- modelscope://a/b@master x"
-	if got != want {
-		t.Fatalf("got  %s\nwant %s", got, want)
-	}
-	if got := strings.Join(flagsFirst(cmd, []string{"--", "-dir-with-dash"}), " "); got != "-- -dir-with-dash" {
-		t.Fatal(got)
-	}
-}
-
 func TestParseExtra(t *testing.T) {
 	sha := strings.Repeat("a", 64)
 	e, err := parseExtra("https://example.com/a/b.pdf#sha256=" + sha)
@@ -336,44 +322,4 @@ func TestParseExtra(t *testing.T) {
 	if _, err := parseExtra("x#md5=1"); err == nil {
 		t.Fatal("accepted md5 pin")
 	}
-}
-
-// flagsFirst reorders a subcommand's arguments so flags given after
-// positional arguments (`airlock bundle SOURCE --out F`) are parsed:
-// urfave/cli v2 stops parsing flags at the first positional argument. A
-// flag that takes a value keeps the argument after it; "--" ends flags.
-// args excludes the program and subcommand names.
-func flagsFirst(cmd *cli.Command, args []string) []string {
-	takesValue := map[string]bool{}
-	for _, f := range cmd.Flags {
-		_, isBool := f.(*cli.BoolFlag)
-		for _, n := range f.Names() {
-			takesValue[n] = !isBool
-		}
-	}
-	var flags, positional []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			positional = append(positional, args[i+1:]...)
-			break
-		}
-		if len(a) < 2 || a[0] != '-' {
-			positional = append(positional, a)
-			continue
-		}
-		flags = append(flags, a)
-		name := strings.TrimLeft(a, "-")
-		if strings.Contains(name, "=") {
-			continue
-		}
-		if takesValue[name] && i+1 < len(args) {
-			flags = append(flags, args[i+1])
-			i++
-		}
-	}
-	if len(positional) == 0 {
-		return flags
-	}
-	return append(append(flags, "--"), positional...)
 }
