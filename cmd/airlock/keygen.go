@@ -18,7 +18,7 @@ import (
 const keyPasswordEnv = "AIRLOCK_KEY_PASSWORD"
 
 func init() {
-	register(&cli.Command{
+	register(interspersedCommand(&cli.Command{
 		Name:      "keygen",
 		Usage:     "create a minisign key pair for signing bundles",
 		ArgsUsage: " ",
@@ -29,13 +29,13 @@ func init() {
 			"The password comes from --password-file, else $" + keyPasswordEnv + ", else a\n" +
 			"terminal prompt (asked twice).",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "write `NAME`.key and NAME.pub", Required: true},
+			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "write `NAME`.key and NAME.pub"},
 			&cli.BoolFlag{Name: "unencrypted", Usage: "store the private key without a password (protect the file yourself)"},
 			&cli.StringFlag{Name: "password-file", Usage: "read the password from the first line of `FILE`"},
 			&cli.BoolFlag{Name: "force", Usage: "overwrite existing key files"},
 		},
 		Action: runKeygen,
-	})
+	}))
 }
 
 func runKeygen(c *cli.Context) error {
@@ -44,7 +44,7 @@ func runKeygen(c *cli.Context) error {
 	}
 	name := strings.TrimSuffix(strings.TrimSuffix(c.String("out"), ".key"), ".pub")
 	if name == "" {
-		return usagef("keygen: --out NAME must not be empty")
+		return usagef("keygen: --out NAME is required")
 	}
 	keyPath, pubPath := name+".key", name+".pub"
 	if !c.Bool("force") {
