@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,7 +20,6 @@ import (
 
 	"github.com/airlock-dev/airlock/auth"
 	"github.com/airlock-dev/airlock/bundle"
-	"github.com/airlock-dev/airlock/infer"
 	"github.com/airlock-dev/airlock/internal/progress"
 	"github.com/airlock-dev/airlock/internal/signing"
 	"github.com/airlock-dev/airlock/manifests"
@@ -29,7 +27,6 @@ import (
 	"github.com/airlock-dev/airlock/server"
 	"github.com/airlock-dev/airlock/source/local"
 	"github.com/airlock-dev/airlock/verify"
-	"github.com/airlock-dev/airlock/webui"
 )
 
 // demoModelDir is the built-in default model, relative to the source tree.
@@ -187,7 +184,6 @@ func runDemo(ctx context.Context, o demoOptions, out, errOut io.Writer, ready fu
 		HtpasswdPath: p.Htpasswd,
 		AuditLogPath: p.AuditLog,
 		Limits:       server.Limits{MaxTokens: o.MaxTokens},
-		Routes:       webRoutes(),
 		Logger:       log,
 	})
 	if err != nil {
@@ -222,17 +218,6 @@ The password is shown only this once. Press Ctrl-C to stop.
 	}
 	log.Info("demo: stopped; the work directory is kept", "dir", o.Dir)
 	return nil
-}
-
-// webRoutes are the routes the chat page needs beside the server's own:
-// the page itself and POST /api/infer. The page is mounted at "/" (all
-// methods; it answers 405 itself) because a method-qualified "GET /" would
-// clash with the server's method-less /v1/chat/completions pattern.
-func webRoutes() map[string]func(runtime.Engine) http.Handler {
-	return map[string]func(runtime.Engine) http.Handler{
-		"/":               func(runtime.Engine) http.Handler { return webui.Handler() },
-		"POST /api/infer": func(e runtime.Engine) http.Handler { return infer.Handler(e) },
-	}
 }
 
 // findDemoModel returns the model directory to bundle: the one given, or

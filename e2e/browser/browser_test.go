@@ -1,5 +1,6 @@
 // Package browser drives the chat page in headless Chromium against a real
-// airlock server serving the tiny test model (testdata/tiny-qwen2).
+// airlock server (package server, which mounts the page and /api/infer)
+// serving the tiny test model (testdata/tiny-qwen2).
 //
 // Requirements: node, /usr/bin/chromium (Debian's chromium package, or
 // CHROMIUM=path) and e2e/node_modules (npm ci --prefix e2e). Without them
@@ -13,7 +14,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,7 +28,6 @@ import (
 	"github.com/airlock-dev/airlock/infer"
 	"github.com/airlock-dev/airlock/runtime"
 	"github.com/airlock-dev/airlock/server"
-	"github.com/airlock-dev/airlock/webui"
 )
 
 // Markers the browser script puts in its messages to ask the test engine
@@ -162,15 +161,11 @@ func TestChatPageInChromium(t *testing.T) {
 	}
 	auditPath := filepath.Join(dir, "audit.log")
 	srv, err := server.New(server.Config{
-		Engine:       eng,
-		HtpasswdPath: htpasswd,
-		AuditLogPath: auditPath,
-		Limits:       server.Limits{MaxTokens: 40},
-		Concurrency:  1,
-		Routes: map[string]func(runtime.Engine) http.Handler{
-			"/":               func(runtime.Engine) http.Handler { return webui.Handler() },
-			"POST /api/infer": func(e runtime.Engine) http.Handler { return infer.Handler(e) },
-		},
+		Engine:        eng,
+		HtpasswdPath:  htpasswd,
+		AuditLogPath:  auditPath,
+		Limits:        server.Limits{MaxTokens: 40},
+		Concurrency:   1,
 		ShutdownGrace: 2 * time.Second,
 	})
 	if err != nil {
