@@ -32,7 +32,7 @@ func (t *Tokenizer) bpe(dst []int, word string) []int {
 		return append(dst, int(t.byteIDs[word[0]]))
 	}
 	if t.ignoreMerges {
-		if id, ok := t.vocab[word]; ok {
+		if id, ok := t.vocab.get(word); ok {
 			return append(dst, id)
 		}
 	}
@@ -83,7 +83,7 @@ func (t *Tokenizer) initialSymbols(ids []int32, word string) []int32 {
 		_, n := utf8.DecodeRuneInString(word[i:])
 		ch := word[i : i+n]
 		i += n
-		if id, ok := t.vocab[ch]; ok && !t.special[id] {
+		if id, ok := t.vocab.get(ch); ok && !t.special[id] {
 			ids = append(ids, int32(id))
 			continue
 		}

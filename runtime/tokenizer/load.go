@@ -265,21 +265,19 @@ func (t *Tokenizer) readVocab(s *jsonScanner) error {
 		return fmt.Errorf("vocab: %w", err)
 	}
 	all := string(arena)
-	t.vocab = make(map[string]int, len(entries)+64)
 	t.idToToken = make([]string, maxID+1)
 	t.hasID = make([]bool, maxID+1)
+	t.vocab = newVocabTable(&t.idToToken, len(entries)+64)
 	for _, e := range entries {
 		tok := all[e.off : e.off+e.n]
-		n := len(t.vocab)
-		t.vocab[tok] = int(e.id)
-		if len(t.vocab) == n {
-			return fmt.Errorf("vocab: duplicate token %q", tok)
-		}
 		if t.hasID[e.id] {
 			return fmt.Errorf("vocab: id %d used by %q and %q", e.id, t.idToToken[e.id], tok)
 		}
 		t.idToToken[e.id] = tok
 		t.hasID[e.id] = true
+		if t.vocab.put(int(e.id)) {
+			return fmt.Errorf("vocab: duplicate token %q", tok)
+		}
 	}
 	return nil
 }
@@ -300,16 +298,16 @@ func (t *Tokenizer) readMerges(raw []byte) error {
 		cat  []byte
 	)
 	add := func(a, b []byte) error {
-		la, ok := t.vocab[string(a)]
+		la, ok := t.vocab.getBytes(a)
 		if !ok {
 			return fmt.Errorf("merge %d: %q is not in the vocabulary", rank, a)
 		}
-		lb, ok := t.vocab[string(b)]
+		lb, ok := t.vocab.getBytes(b)
 		if !ok {
 			return fmt.Errorf("merge %d: %q is not in the vocabulary", rank, b)
 		}
 		cat = append(append(cat[:0], a...), b...)
-		id, ok := t.vocab[string(cat)]
+		id, ok := t.vocab.getBytes(cat)
 		if !ok {
 			return fmt.Errorf("merge %d: result %q is not in the vocabulary", rank, cat)
 		}

@@ -317,7 +317,7 @@ func (t *Tokenizer) addTokens(list []addedTokenJSON) error {
 		}
 		t.idToToken[a.ID] = a.Content
 		t.hasID[a.ID] = true
-		t.vocab[a.Content] = a.ID
+		t.vocab.put(a.ID)
 		if a.Special {
 			t.special[a.ID] = true
 		}
@@ -373,7 +373,7 @@ func (t *Tokenizer) setupInitialSymbols() {
 		default:
 			continue
 		}
-		if id, ok := t.vocab[key]; ok {
+		if id, ok := t.vocab.get(key); ok {
 			t.byteIDs[b] = int32(id)
 		}
 	}

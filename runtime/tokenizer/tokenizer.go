@@ -28,7 +28,7 @@ import (
 
 // Tokenizer encodes text to token ids and decodes ids to text.
 type Tokenizer struct {
-	vocab     map[string]int // token string as written in tokenizer.json → id
+	vocab     *vocabTable    // token string as written in tokenizer.json → id
 	idToToken []string       // id → token string (vocabulary and added tokens)
 	hasID     []bool         // whether an id is assigned
 	decodeBuf []byte         // the bytes of all ids, concatenated
@@ -72,8 +72,7 @@ func (t *Tokenizer) VocabSize() int { return len(t.idToToken) }
 // byte-level vocabularies that is the byte-level alphabet, e.g. "Ġworld"),
 // or of an added token given by its content (e.g. "<|im_end|>").
 func (t *Tokenizer) TokenID(s string) (int, bool) {
-	id, ok := t.vocab[s]
-	return id, ok
+	return t.vocab.get(s)
 }
 
 // Token returns the token string of id as written in tokenizer.json, or ""
