@@ -37,12 +37,15 @@ func TestMain(m *testing.M) {
 func childServer() int {
 	dir := os.Getenv("AIRLOCK_TEST_DIR")
 	delay, _ := time.ParseDuration(os.Getenv("AIRLOCK_TEST_DELAY"))
+	concurrency, queue := 2, 64
+	fmt.Sscan(os.Getenv("AIRLOCK_TEST_CONCURRENCY"), &concurrency)
+	fmt.Sscan(os.Getenv("AIRLOCK_TEST_QUEUE"), &queue)
 	model := loadTiny(childTB{})
 	srv, err := New(Config{
 		Engine:       slowEngine{model, delay},
 		HtpasswdPath: filepath.Join(dir, "htpasswd"),
 		AuditLogPath: filepath.Join(dir, "audit.log"),
-		Concurrency:  2, Queue: 64,
+		Concurrency:  concurrency, Queue: queue,
 		Logger: slog.New(slog.NewJSONHandler(os.Stderr, nil)),
 	})
 	if err != nil {
@@ -80,7 +83,7 @@ type child struct {
 	done chan error
 }
 
-func startChild(t *testing.T, delay time.Duration) *child {
+func startChild(t *testing.T, delay time.Duration, env ...string) *child {
 	t.Helper()
 	dir := t.TempDir()
 	if err := auth.SetUser(filepath.Join(dir, "htpasswd"), testUser, testPass); err != nil {
@@ -88,6 +91,7 @@ func startChild(t *testing.T, delay time.Duration) *child {
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "AIRLOCK_TEST_CHILD=1", "AIRLOCK_TEST_DIR="+dir, "AIRLOCK_TEST_DELAY="+delay.String())
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = io.Discard
 	if testing.Verbose() {
 		cmd.Stderr = os.Stderr
@@ -246,3 +250,6 @@ func TestSIGTERMFinishesInFlightStream(t *testing.T) {
 		t.Fatalf("audit after SIGTERM: %+v %v", rep, err)
 	}
 }
+
+// sigterm is the signal for a graceful stop.
+var sigterm = syscall.SIGTERM
