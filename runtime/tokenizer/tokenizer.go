@@ -28,11 +28,11 @@ import (
 
 // Tokenizer encodes text to token ids and decodes ids to text.
 type Tokenizer struct {
-	vocab     *vocabTable    // token string as written in tokenizer.json → id
-	idToToken []string       // id → token string (vocabulary and added tokens)
-	hasID     []bool         // whether an id is assigned
-	decodeBuf []byte         // the bytes of all ids, concatenated
-	decodeOff []uint32       // id → its bytes: decodeBuf[decodeOff[id]:decodeOff[id+1]]
+	vocab     *vocabTable // token string as written in tokenizer.json → id
+	idToToken []string    // id → token string (vocabulary and added tokens)
+	hasID     []bool      // whether an id is assigned
+	decodeBuf []byte      // the bytes of all ids, concatenated
+	decodeOff []uint32    // id → its bytes: decodeBuf[decodeOff[id]:decodeOff[id+1]]
 
 	merges       *mergeTable // pairKey(left, right) → rank<<32 | merged id
 	byteLevel    bool        // byte-level alphabet (GPT-2/Qwen style)
