@@ -180,6 +180,12 @@ async function main() {
     await fail((r) => r.fulfill({ status: 429, headers: { "Retry-After": "1", "Content-Type": "application/json" }, body: errBody("rate_limit_exceeded") }), /busy \(429\)/);
     await fail((r) => r.fulfill({ status: 401, headers: { "Content-Type": "application/json" }, body: errBody("invalid_api_key") }), /401/);
     await fail((r) => r.abort("connectionrefused"), /Cannot reach the server/);
+    const sse = (...events) => (r) => r.fulfill({ status: 200, headers: { "Content-Type": "text/event-stream" },
+      body: events.map((e) => `data: ${typeof e === "string" ? e : JSON.stringify(e)}\n\n`).join("") });
+    const partial = { choices: [{ index: 0, delta: { content: "partial **reply**" } }] };
+    await fail(sse(partial, { error: { message: "the audit log cannot be written" } }), /cut off: the audit log cannot be written/);
+    check((await last(page, ".msg.assistant .body strong").innerText()) === "reply", "partial reply lost after a stream error");
+    await fail(sse(partial), /cut off/); // the stream ends without [DONE]
     step("errors");
 
     // persist: the conversation survives a reload (sessionStorage) and

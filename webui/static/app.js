@@ -256,6 +256,7 @@ async function sendChat(text) {
   const reply = { role: "assistant", kind: "chat", content: "", pending: true };
   const view = append(reply);
   view.classList.add("streaming");
+  view.setAttribute("aria-busy", "true"); // announce the reply once, when complete
   const body = view.querySelector(".body");
   save();
   const controller = new AbortController();
@@ -323,7 +324,12 @@ async function readSSE(stream, onData) {
       const data = event.split(/\r?\n/).filter((l) => l.startsWith("data:")).map((l) => l.slice(5).replace(/^ /, "")).join("\n");
       if (!data) continue;
       if (data === "[DONE]") { done = true; break; }
-      onData(JSON.parse(data));
+      try {
+        onData(JSON.parse(data));
+      } catch (err) {
+        await reader.cancel().catch(() => {});
+        throw err;
+      }
     }
     if (done) break;
   }
