@@ -254,6 +254,50 @@ func TestOpenSourceRecipeAndPrebuiltRuntime(t *testing.T) {
 	}
 }
 
+func TestOpenSourceHuggingFaceWithLock(t *testing.T) {
+	quietLogs(t)
+	hub := fakehub.New()
+	defer hub.Close()
+	m := fakehub.QwenChat(5000)
+	m.Branches = []string{"main"}
+	hub.AddModel(m)
+	tmp := t.TempDir()
+	lock := filepath.Join(tmp, "hf.lock.json")
+	args := []string{"hf://qwen/Qwen1.5-0.5B-Chat", "--endpoint", hub.URL, "--cache-dir", filepath.Join(tmp, "c"), "--platforms", "none", "--lock", lock}
+	snap, err := resolveWith(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Source.Kind != "huggingface" || snap.Source.Revision != m.Commit {
+		t.Fatalf("source %+v", snap.Source)
+	}
+	l, err := manifests.LoadLock(lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range l.Files {
+		if len(f.SHA256) != 64 {
+			t.Fatalf("lock entry without sha256: %+v", f)
+		}
+	}
+	// README.md is listed by git blob id only: the change is caught after
+	// download, still before anything is bundled.
+	changed := m
+	changed.Files = append([]fakehub.File{}, m.Files...)
+	for i := range changed.Files {
+		if changed.Files[i].Path == "README.md" {
+			changed.Files[i].Data = []byte("a new model card\n")
+		}
+	}
+	hub.AddModel(changed)
+	if _, err := resolveWith(t, args...); err == nil || !strings.Contains(err.Error(), "README.md: changed upstream") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := resolveWith(t, append(args, "--update-lock")...); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestOpenSourceLocalDirectory(t *testing.T) {
 	quietLogs(t)
 	tmp := t.TempDir()

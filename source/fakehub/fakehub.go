@@ -116,7 +116,8 @@ func (h *Hub) AddModel(m Model) {
 }
 
 // Inject queues faults for the next download requests of a file, one fault
-// per request, in order; later requests succeed.
+// per request, in order; later requests succeed. For ModelScope API calls
+// use "@revisions" or "@repo/files" as the file (Status faults only).
 func (h *Hub) Inject(modelID, file string, faults ...Fault) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -298,6 +299,17 @@ func (h *Hub) serveModelScope(w http.ResponseWriter, r *http.Request, rest strin
 		}
 	}
 	q := r.URL.Query()
+	// API faults are queued under "@" + the action ("@revisions", "@repo/files").
+	if action != "repo" {
+		if fault, ok := h.takeFault(id, "@"+action); ok && fault.Kind == Status {
+			h.record(r, "", fault.Code)
+			if fault.RetryAfter != "" {
+				w.Header().Set("Retry-After", fault.RetryAfter)
+			}
+			envelope(w, fault.Code, fault.Code, nil, http.StatusText(fault.Code))
+			return
+		}
+	}
 	switch action {
 	case "revisions":
 		h.record(r, "", 200)

@@ -372,3 +372,23 @@ func TestRetryAfterParsing(t *testing.T) {
 		}
 	}
 }
+
+func FuzzResponseHeaders(f *testing.F) {
+	f.Add("bytes 100-199/200", "120", []byte(`{"Code":404,"Message":"not found"}`))
+	f.Add("bytes */5", "Thu, 01 Jan 2026 00:00:10 GMT", []byte("plain"))
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, contentRange, retry string, body []byte) {
+		if n, ok := contentRangeStart(contentRange); ok && n < 0 {
+			t.Fatalf("negative start %d", n)
+		}
+		if n, ok := contentRangeTotal(contentRange); ok && n < 0 {
+			t.Fatalf("negative total %d", n)
+		}
+		if d := retryAfter(retry, now); d < 0 {
+			t.Fatalf("negative wait %s", d)
+		}
+		if msg := ErrorMessage(body); len(msg) > len(body) {
+			t.Fatalf("message longer than body")
+		}
+	})
+}

@@ -134,3 +134,17 @@ func TestParseSpec(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseSpec(f *testing.F) {
+	f.Add("hf://Qwen/Qwen1.5-0.5B-Chat@main")
+	f.Add("huggingface://a/b")
+	f.Fuzz(func(t *testing.T, spec string) {
+		model, _, err := ParseSpec(spec)
+		if err != nil {
+			return
+		}
+		if !modelIDPattern.MatchString(model) || strings.Contains(model, "..") || strings.Count(model, "/") != 1 {
+			t.Fatalf("accepted model %q", model)
+		}
+	})
+}

@@ -266,6 +266,44 @@ func TestResolveFailures(t *testing.T) {
 	}
 }
 
+func TestResolveRetriesAPIErrors(t *testing.T) {
+	m := fakehub.QwenChat(1000)
+	hub := newHub(t, m)
+	hub.Inject(qwen, "@revisions", fakehub.Fault{Kind: fakehub.Status, Code: 503, RetryAfter: "0"})
+	hub.Inject(qwen, "@repo/files", fakehub.Fault{Kind: fakehub.Status, Code: 500})
+	snap, err := newSource(t, hub).Resolve(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSnapshot(t, snap, m)
+
+	for range 4 {
+		hub.Inject(qwen, "@repo/files", fakehub.Fault{Kind: fakehub.Status, Code: 502})
+	}
+	_, err = newSource(t, hub).Resolve(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "HTTP 502") || !strings.Contains(err.Error(), "files of qwen/Qwen1.5-0.5B-Chat@master") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func FuzzParseSpec(f *testing.F) {
+	f.Add("modelscope://qwen/Qwen1.5-0.5B-Chat@master")
+	f.Add("modelscope://a/b")
+	f.Fuzz(func(t *testing.T, spec string) {
+		model, rev, err := ParseSpec(spec)
+		if err != nil {
+			return
+		}
+		if !modelIDPattern.MatchString(model) || strings.Contains(model, "..") {
+			t.Fatalf("accepted model %q", model)
+		}
+		if err := manifests.CheckPath(model); err != nil {
+			t.Fatalf("model %q is not a clean path: %v", model, err)
+		}
+		_ = rev
+	})
+}
+
 func TestResolveIncludeExcludeAndBeforeDownload(t *testing.T) {
 	hub := newHub(t, fakehub.QwenChat(1000))
 	s := newSource(t, hub)
