@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -14,8 +15,15 @@ func BenchmarkTileKernel(b *testing.B) {
 	x := randF32(rng, tokens*cols, 1)
 	y := make([]float32, tokens*rows)
 	sp := getSplit(x)
-	for b.Loop() {
-		matMulRows(y, w, x, sp.hi, sp.lo, tokens, rows, cols, 0, rows, isaAVX512BF16)
+	for _, s := range []isa{isaAVX512BF16, isaAVX512} {
+		if !slices.Contains(supportedISAs(), s) {
+			continue
+		}
+		b.Run(s.String(), func(b *testing.B) {
+			for b.Loop() {
+				matMulRows(y, w, x, sp.hi, sp.lo, tokens, rows, cols, 0, rows, s)
+			}
+			b.ReportMetric(float64(tokens*rows*cols)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+		})
 	}
-	b.ReportMetric(float64(tokens*rows*cols)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
 }
