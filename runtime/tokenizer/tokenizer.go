@@ -34,7 +34,7 @@ type Tokenizer struct {
 	decodeBuf []byte      // the bytes of all ids, concatenated
 	decodeOff []uint32    // id → its bytes: decodeBuf[decodeOff[id]:decodeOff[id+1]]
 
-	merges       *mergeTable // pairKey(left, right) → rank<<32 | merged id
+	merges       *mergeTable // pair of ids → merge rank → merged id
 	byteLevel    bool        // byte-level alphabet (GPT-2/Qwen style)
 	byteIDs      [256]int32  // byte-level: id of each byte; byte_fallback: id of <0xNN>; -1 if none
 	byteFallback bool
