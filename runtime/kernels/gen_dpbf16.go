@@ -35,10 +35,10 @@ func main() {
 	fmt.Println()
 	fmt.Println("// VDPBF16PS Zb, Za, Zdst in Go operand order: Zdst += dot pairs of Za and Zb.")
 	// Matrix × vector, 4 rows: w in Z4..Z7, x hi in Z8, x lo in Z9,
-	// accumulators Z0..Z3 (hi) and Z10..Z13 (lo).
+	// accumulators Z0..Z3.
 	for r := 0; r < 4; r++ {
 		emit(r, 4+r, 8)
-		emit(10+r, 4+r, 9)
+		emit(r, 4+r, 9)
 	}
 	// Matrix × matrix, 4 rows × 4 tokens: w in Z16..Z19, x hi in Z20,
 	// x lo in Z21, accumulator of (token t, row r) in Z(4t+r).

@@ -35,7 +35,8 @@
 //
 // out[i] = Σ_{k<32·n32} w[i·stride/2 + k]·(xh[k]+xl[k]) for i in 0..3, using
 // VDPBF16PS; the activation is split into bf16 high and low parts so it
-// keeps about 16 bits of mantissa.
+// keeps about 16 bits of mantissa. The order of operations matches one
+// token of dot4x4BF16DP, so prefill and decode give identical results.
 TEXT ·dot4BF16DP(SB), NOSPLIT, $0-48
 	MOVQ w+0(FP), SI
 	MOVQ stride+8(FP), R8
@@ -48,10 +49,6 @@ TEXT ·dot4BF16DP(SB), NOSPLIT, $0-48
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
 	VPXORD Z3, Z3, Z3
-	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
 	TESTQ CX, CX
 	JZ    dp4done
 
@@ -63,13 +60,13 @@ dp4loop:
 	VMOVDQU16 (DI), Z8
 	VMOVDQU16 (R10), Z9
 	DPBF16_Z0_Z4_Z8
-	DPBF16_Z10_Z4_Z9
 	DPBF16_Z1_Z5_Z8
-	DPBF16_Z11_Z5_Z9
 	DPBF16_Z2_Z6_Z8
-	DPBF16_Z12_Z6_Z9
 	DPBF16_Z3_Z7_Z8
-	DPBF16_Z13_Z7_Z9
+	DPBF16_Z0_Z4_Z9
+	DPBF16_Z1_Z5_Z9
+	DPBF16_Z2_Z6_Z9
+	DPBF16_Z3_Z7_Z9
 	ADDQ $64, SI
 	ADDQ $64, DI
 	ADDQ $64, R10
@@ -77,10 +74,6 @@ dp4loop:
 	JNZ  dp4loop
 
 dp4done:
-	VADDPS Z10, Z0, Z0
-	VADDPS Z11, Z1, Z1
-	VADDPS Z12, Z2, Z2
-	VADDPS Z13, Z3, Z3
 	FOLD512(Z0, Y0)
 	FOLD512(Z1, Y1)
 	FOLD512(Z2, Y2)
