@@ -112,8 +112,15 @@ func LoadDir(dir string) (*Tokenizer, error) {
 // NFKC, NFKD, Lowercase, Prepend, Replace (string patterns), Sequence;
 // pre-tokenizers ByteLevel, Metaspace, Split with the Qwen2 or Llama-3
 // regular expression, Digits, Sequence; decoders ByteLevel, Metaspace,
-// Replace, ByteFallback, Fuse, Strip, Sequence. Anything else is an error
-// naming the unsupported component, never a silent approximation.
+// Replace, ByteFallback, Fuse, Strip (leading only), Sequence. Anything
+// else is an error naming the unsupported component, never a silent
+// approximation.
+//
+// Known differences from the reference, none of which affect the supported
+// Qwen and Llama files: added tokens marked "normalized" are matched in the
+// raw text like the others; and an invalid byte sequence from byte_fallback
+// tokens decodes to one U+FFFD per maximal invalid subpart (as the
+// byte-level decoder does) rather than one per byte token.
 func Load(tokenizerJSON, tokenizerConfigJSON []byte) (*Tokenizer, error) {
 	t := &Tokenizer{unkID: -1}
 	var (
