@@ -89,6 +89,8 @@ type Client struct {
 
 	// sleep waits between retries; tests replace it.
 	sleep func(ctx context.Context, d time.Duration) error
+	// report makes the progress display; tests replace it.
+	report func(w io.Writer, label string, total int64, files int) reporter
 }
 
 // NewHTTPClient returns the HTTP client used by default: connection and
@@ -146,8 +148,9 @@ func (c *Client) defaults() {
 }
 
 // FetchAll downloads every item (skipping those already cached), showing
-// one overall progress bar labelled label, and returns results in item
-// order. Every item is attempted even if another fails, so a re-run has
+// progress labelled label (on a terminal a live line per file under an
+// overall line, with bytes/s and ETA; otherwise JSON progress lines), and
+// returns results in item order. Every item is attempted even if another fails, so a re-run has
 // less to do; the error names each file that failed.
 func (c *Client) FetchAll(ctx context.Context, label string, items []Item) ([]Result, error) {
 	if c.Cache == nil {
@@ -160,10 +163,11 @@ func (c *Client) FetchAll(ctx context.Context, label string, items []Item) ([]Re
 			total += it.Size
 		}
 	}
-	bar := progress.New(c.Progress, label, total)
-	// Off a terminal, each file of a batch also gets its own start/update/
-	// finish lines; on a terminal one overall bar stays readable.
-	perFile := len(items) > 1 && !progress.IsTerminal(c.Progress)
+	rep := c.report
+	if rep == nil {
+		rep = newReporter
+	}
+	bar := rep(c.Progress, label, total, len(items))
 	conns := make(chan struct{}, c.Jobs)
 	results := make([]Result, len(items))
 	errs := make([]error, len(items))
@@ -172,7 +176,7 @@ func (c *Client) FetchAll(ctx context.Context, label string, items []Item) ([]Re
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i], errs[i] = c.fetch(ctx, it, bar, perFile, conns)
+			results[i], errs[i] = c.fetch(ctx, it, bar, conns)
 		}()
 	}
 	wg.Wait()
@@ -184,7 +188,7 @@ func (c *Client) FetchAll(ctx context.Context, label string, items []Item) ([]Re
 	}
 	sort.Slice(failed, func(i, j int) bool { return failed[i].Error() < failed[j].Error() })
 	err := errors.Join(failed...)
-	bar.Finish(err)
+	bar.finish(err)
 	if err != nil {
 		return nil, err
 	}
@@ -200,15 +204,15 @@ func (c *Client) Fetch(ctx context.Context, it Item) (Result, error) {
 	return rs[0], nil
 }
 
-func (c *Client) fetch(ctx context.Context, it Item, bar *progress.Bar, perFile bool, conns chan struct{}) (Result, error) {
-	res, err := c.fetch1(ctx, it, bar, perFile, conns)
+func (c *Client) fetch(ctx context.Context, it Item, bar reporter, conns chan struct{}) (Result, error) {
+	res, err := c.fetch1(ctx, it, bar, conns)
 	if err != nil {
 		return res, fmt.Errorf("download %s: %w", it.Name, err)
 	}
 	return res, nil
 }
 
-func (c *Client) fetch1(ctx context.Context, it Item, bar *progress.Bar, perFile bool, conns chan struct{}) (Result, error) {
+func (c *Client) fetch1(ctx context.Context, it Item, bar reporter, conns chan struct{}) (Result, error) {
 	res := Result{Name: it.Name, Size: it.Size}
 	var key string
 	switch {
@@ -217,7 +221,7 @@ func (c *Client) fetch1(ctx context.Context, it Item, bar *progress.Bar, perFile
 			return res, fmt.Errorf("upstream sha256 %q is not 64 lowercase hex digits", it.SHA256)
 		}
 		if p, ok := c.Cache.Lookup(it.SHA256, it.Size); ok {
-			bar.Add(max(it.Size, 0))
+			bar.cached(max(it.Size, 0))
 			res.Path, res.SHA256, res.Cached = p, it.SHA256, true
 			return res, nil
 		}
@@ -227,7 +231,7 @@ func (c *Client) fetch1(ctx context.Context, it Item, bar *progress.Bar, perFile
 			return res, fmt.Errorf("upstream git blob id %q is not 40 lowercase hex digits", it.GitOID)
 		}
 		if p, sha, ok := c.Cache.lookupAlias(it.GitOID, it.Size); ok {
-			bar.Add(max(it.Size, 0))
+			bar.cached(max(it.Size, 0))
 			res.Path, res.SHA256, res.Cached = p, sha, true
 			return res, nil
 		}
@@ -242,7 +246,7 @@ func (c *Client) fetch1(ctx context.Context, it Item, bar *progress.Bar, perFile
 	var lastErr error
 	for attempt := 1; attempt <= c.VerifyAttempts; attempt++ {
 		start := time.Now()
-		got, d, err := c.download(ctx, it, dir, bar, perFile, conns)
+		got, d, err := c.download(ctx, it, dir, bar, conns)
 		if err != nil {
 			return res, err
 		}
@@ -272,7 +276,7 @@ func (c *Client) fetch1(ctx context.Context, it Item, bar *progress.Bar, perFile
 				}
 			}
 			_ = os.RemoveAll(dir)
-			c.Log.Info("downloaded", "file", it.Name, "bytes", n, "sha256", sha,
+			c.Log.Debug("downloaded", "file", it.Name, "bytes", n, "sha256", sha,
 				"elapsed_ms", time.Since(start).Milliseconds())
 			res.Path, res.SHA256, res.Size = p, sha, n
 			return res, nil
@@ -294,17 +298,8 @@ func (c *Client) fetch1(ctx context.Context, it Item, bar *progress.Bar, perFile
 // download fetches the item's bytes into dir, resuming what earlier runs
 // left there, and returns the path of the assembled file and, when it was
 // hashed while being assembled, its digest.
-func (c *Client) download(ctx context.Context, it Item, dir string, bar *progress.Bar, perFile bool, conns chan struct{}) (string, *digest, error) {
-	var fileBar *progress.Bar
-	if perFile {
-		fileBar = progress.New(c.Progress, "download "+it.Name, it.Size)
-	}
-	count := func(n int64) {
-		bar.Add(n)
-		if fileBar != nil {
-			fileBar.Add(n)
-		}
-	}
+func (c *Client) download(ctx context.Context, it Item, dir string, bar reporter, conns chan struct{}) (string, *digest, error) {
+	count, finish := bar.file(it.Name, it.Size)
 	var err error
 	var out string
 	var d *digest
@@ -321,9 +316,7 @@ func (c *Client) download(ctx context.Context, it Item, dir string, bar *progres
 	} else {
 		out, d, err = c.downloadStream(ctx, it, dir, count, conns)
 	}
-	if fileBar != nil {
-		fileBar.Finish(err)
-	}
+	finish(err)
 	return out, d, err
 }
 
