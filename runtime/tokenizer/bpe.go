@@ -157,6 +157,49 @@ func (a mergeCand) less(b mergeCand) bool {
 	return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos)
 }
 
+// candHeap is a binary min-heap of merge candidates ordered by (rank, pos).
+type candHeap []mergeCand
+
+func (h *candHeap) push(c mergeCand) {
+	q := append(*h, c)
+	k := len(q) - 1
+	for k > 0 {
+		p := (k - 1) / 2
+		if !q[k].less(q[p]) {
+			break
+		}
+		q[k], q[p] = q[p], q[k]
+		k = p
+	}
+	*h = q
+}
+
+func (h *candHeap) pop() mergeCand {
+	q := *h
+	top := q[0]
+	last := len(q) - 1
+	q[0] = q[last]
+	q = q[:last]
+	k := 0
+	for {
+		l := 2*k + 1
+		if l >= len(q) {
+			break
+		}
+		m := l
+		if r := l + 1; r < len(q) && q[r].less(q[l]) {
+			m = r
+		}
+		if !q[m].less(q[k]) {
+			break
+		}
+		q[k], q[m] = q[m], q[k]
+		k = m
+	}
+	*h = q
+	return top
+}
+
 // mergeHeap is the O(n log n) merge loop for long words: a priority queue
 // of (rank, position) over a linked list of symbols, as in the reference
 // implementation.
@@ -168,57 +211,22 @@ func (t *Tokenizer) mergeHeap(sc *bpeScratch, ids []int32) []int32 {
 		next = append(next, int32(k+1))
 	}
 	next[n-1] = -1
-	h := sc.heap[:0]
-	push := func(c mergeCand) {
-		h = append(h, c)
-		k := len(h) - 1
-		for k > 0 {
-			p := (k - 1) / 2
-			if !h[k].less(h[p]) {
-				break
-			}
-			h[k], h[p] = h[p], h[k]
-			k = p
-		}
-	}
-	pop := func() mergeCand {
-		top := h[0]
-		last := len(h) - 1
-		h[0] = h[last]
-		h = h[:last]
-		k := 0
-		for {
-			l := 2*k + 1
-			if l >= len(h) {
-				break
-			}
-			m := l
-			if r := l + 1; r < len(h) && h[r].less(h[l]) {
-				m = r
-			}
-			if !h[m].less(h[k]) {
-				break
-			}
-			h[k], h[m] = h[m], h[k]
-			k = m
-		}
-		return top
-	}
+	h := candHeap(sc.heap[:0])
 	for k := 0; k+1 < n; k++ {
 		if r := t.lookupMerge(ids[k], ids[k+1]); r != noRank {
-			push(mergeCand{rank: r, pos: int32(k)})
+			h.push(mergeCand{rank: r, pos: int32(k)})
 		}
 	}
 	const dead = -2
 	for len(h) > 0 {
-		c := pop()
+		c := h.pop()
 		p := c.pos
 		if ids[p] == dead || next[p] < 0 {
 			continue
 		}
 		r := next[p]
 		if t.lookupMerge(ids[p], ids[r]) != c.rank {
-			continue
+			continue // stale: a neighbour changed since it was queued
 		}
 		ids[p] = t.merges.result[c.rank]
 		ids[r] = dead
@@ -227,13 +235,13 @@ func (t *Tokenizer) mergeHeap(sc *bpeScratch, ids []int32) []int32 {
 			prev[next[r]] = p
 		}
 		if q := prev[p]; q >= 0 {
-			if r := t.lookupMerge(ids[q], ids[p]); r != noRank {
-				push(mergeCand{rank: r, pos: q})
+			if rk := t.lookupMerge(ids[q], ids[p]); rk != noRank {
+				h.push(mergeCand{rank: rk, pos: q})
 			}
 		}
 		if nx := next[p]; nx >= 0 {
-			if r := t.lookupMerge(ids[p], ids[nx]); r != noRank {
-				push(mergeCand{rank: r, pos: p})
+			if rk := t.lookupMerge(ids[p], ids[nx]); rk != noRank {
+				h.push(mergeCand{rank: rk, pos: p})
 			}
 		}
 	}
