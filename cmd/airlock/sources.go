@@ -389,7 +389,11 @@ func (b *bundleSource) Resolve(ctx context.Context) (*source.Snapshot, error) {
 		} else {
 			builder, err := runtimeartifacts.NewBuilder(version.String())
 			if err != nil {
-				return nil, fmt.Errorf("runtime for %s: %w (or --platforms none)", strings.Join(need, ", "), err)
+				// No toolchain or tree: this very binary still serves its own platform.
+				progress.Logger().Warn("cannot cross-compile the runtime; only this airlock's own platform is available",
+					"reason", err.Error(), "platform", runtime.GOOS+"/"+runtime.GOARCH)
+				opt.Provider = runtimeartifacts.Self{Reason: fmt.Errorf("%w (or --platforms %s, or --platforms none)", err, runtime.GOOS+"/"+runtime.GOARCH)}
+				return runtimeartifacts.Wrap(staticSource{snap}, opt).Resolve(ctx)
 			}
 			if err := os.MkdirAll(b.cfg.cacheDir, 0o755); err != nil {
 				return nil, err

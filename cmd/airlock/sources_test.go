@@ -324,6 +324,38 @@ func TestOpenSourceLocalDirectory(t *testing.T) {
 	}
 }
 
+func TestRuntimeFallsBackToSelfOutsideTheSourceTree(t *testing.T) {
+	quietLogs(t)
+	tmp := t.TempDir()
+	model := filepath.Join(tmp, "m")
+	if err := os.MkdirAll(model, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(model, "config.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(tmp) // no go.mod of airlock above: no cross-compiling
+	native := runtime.GOOS + "/" + runtime.GOARCH
+	snap, err := resolveWith(t, model, "--platforms", native, "--cache-dir", filepath.Join(tmp, "c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, _ := os.Executable()
+	st, _ := os.Stat(self)
+	f := fileMap(snap)["bin/"+strings.Replace(native, "/", "-", 1)+"/airlock"]
+	if f.Platform != native || f.Size != st.Size() {
+		t.Fatalf("runtime entry %+v, want this binary (%d bytes)", f, st.Size())
+	}
+	other := "windows/arm64"
+	if native == other {
+		other = "linux/amd64"
+	}
+	_, err = resolveWith(t, model, "--platforms", other, "--cache-dir", filepath.Join(tmp, "c"))
+	if err == nil || !strings.Contains(err.Error(), "--runtime-dir") || !strings.Contains(err.Error(), other) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
 func TestOpenSourceUsageErrors(t *testing.T) {
 	quietLogs(t)
 	tmp := t.TempDir()

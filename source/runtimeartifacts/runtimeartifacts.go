@@ -112,6 +112,28 @@ func (p Prebuilt) Binary(_ context.Context, platform string) (string, error) {
 	return "", fmt.Errorf("runtime dir %s: no airlock binary for %s (looked for %s)", p.Dir, platform, strings.Join(tried, ", "))
 }
 
+// Self provides the running airlock binary for its own platform only: the
+// fallback when there is no Go toolchain or source tree. Other platforms
+// fail with Reason, which should say how to get them.
+type Self struct {
+	Reason error
+}
+
+// Binary returns os.Executable() for the running platform.
+func (s Self) Binary(_ context.Context, platform string) (string, error) {
+	if platform != runtime.GOOS+"/"+runtime.GOARCH {
+		return "", fmt.Errorf("cannot produce airlock for %s: %w", platform, s.Reason)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("locate the running airlock: %w", err)
+	}
+	if resolved, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = resolved
+	}
+	return exe, nil
+}
+
 // Builder cross-compiles airlock from its source tree with the Go
 // toolchain: CGO_ENABLED=0, -trimpath, no build id, no VCS stamp and the
 // version set by -ldflags, so the same tree and toolchain give the same

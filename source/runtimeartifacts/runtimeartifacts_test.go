@@ -208,3 +208,22 @@ func TestWrapAddsPrebuiltRuntimeAndExtras(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestSelfProvider(t *testing.T) {
+	native := runtime.GOOS + "/" + runtime.GOARCH
+	p, err := Self{}.Binary(context.Background(), native)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() {
+		t.Fatalf("%s: %v", p, err)
+	}
+	other := "windows/arm64"
+	if native == other {
+		other = "linux/amd64"
+	}
+	reason := os.ErrNotExist
+	if _, err := (Self{Reason: reason}).Binary(context.Background(), other); err == nil || !strings.Contains(err.Error(), other) {
+		t.Fatalf("err = %v", err)
+	}
+}
