@@ -168,6 +168,13 @@ func (c *Client) FetchAll(ctx context.Context, label string, items []Item) ([]Re
 		rep = newReporter
 	}
 	bar := rep(c.Progress, label, total, len(items))
+	cl := c
+	if b, ok := bar.(*board); ok {
+		// On a terminal, retry notes go above the live block.
+		copied := *c
+		copied.Log = slog.New(&boardHandler{b: b})
+		cl = &copied
+	}
 	conns := make(chan struct{}, c.Jobs)
 	results := make([]Result, len(items))
 	errs := make([]error, len(items))
@@ -176,7 +183,7 @@ func (c *Client) FetchAll(ctx context.Context, label string, items []Item) ([]Re
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i], errs[i] = c.fetch(ctx, it, bar, conns)
+			results[i], errs[i] = cl.fetch(ctx, it, bar, conns)
 		}()
 	}
 	wg.Wait()

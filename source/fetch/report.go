@@ -1,8 +1,10 @@
 package fetch
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -218,3 +220,35 @@ func rateText(n int64, d time.Duration) string {
 	}
 	return sizeText(int64(float64(n)/d.Seconds())) + "/s"
 }
+
+// boardHandler shows log records (retries, restarts) as permanent lines
+// above the live block, so they do not tear the terminal display.
+type boardHandler struct {
+	b     *board
+	attrs []slog.Attr
+}
+
+func (h *boardHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
+
+func (h *boardHandler) Handle(_ context.Context, r slog.Record) error {
+	var sb strings.Builder
+	sb.WriteString(strings.ToLower(r.Level.String()) + ": " + r.Message)
+	add := func(a slog.Attr) bool {
+		fmt.Fprintf(&sb, " %s=%v", a.Key, a.Value)
+		return true
+	}
+	for _, a := range h.attrs {
+		add(a)
+	}
+	r.Attrs(add)
+	h.b.mu.Lock()
+	defer h.b.mu.Unlock()
+	h.b.redraw(sb.String())
+	return nil
+}
+
+func (h *boardHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &boardHandler{b: h.b, attrs: append(append([]slog.Attr{}, h.attrs...), as...)}
+}
+
+func (h *boardHandler) WithGroup(string) slog.Handler { return h }

@@ -35,13 +35,15 @@ func TestTerminalBoard(t *testing.T) {
 	r.client.report = func(_ io.Writer, label string, total int64, _ int) reporter {
 		return newBoard(&out, label, total, time.Millisecond)
 	}
-	r.hub.Inject(model, "model.safetensors", fakehub.Fault{Kind: fakehub.Stall, Bytes: 100_000, Delay: 50 * time.Millisecond})
+	r.hub.Inject(model, "model.safetensors", fakehub.Fault{Kind: fakehub.Stall, Bytes: 100_000, Delay: 50 * time.Millisecond},
+		fakehub.Fault{Kind: fakehub.Status, Code: 503})
 	items := []Item{r.item("config.json"), r.item("model.safetensors")}
 	if _, err := r.client.FetchAll(context.Background(), "download qwen", items); err != nil {
 		t.Fatal(err)
 	}
 	s := out.String()
-	for _, want := range []string{"done   config.json", "done   model.safetensors", "download qwen finished", "\x1b[J"} {
+	for _, want := range []string{"done   config.json", "done   model.safetensors", "download qwen finished", "\x1b[J",
+		"warn: retrying download file=model.safetensors attempt=2"} {
 		if !strings.Contains(s, want) {
 			t.Fatalf("board output lacks %q:\n%q", want, s)
 		}
