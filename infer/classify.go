@@ -50,8 +50,8 @@ type Classification struct {
 	LabelIDs   int        // length in tokens of the chosen label
 }
 
-// ErrContextTooLong means the rendered prompt plus the longest label does
-// not fit in the model's context.
+// ErrContextTooLong means the rendered prompt (plus the longest label)
+// does not fit in the model's context or exceeds the prompt token limit.
 var ErrContextTooLong = errors.New("text does not fit in the model's context")
 
 // Classify decides whether text is positive or negative by constrained
@@ -68,6 +68,12 @@ var ErrContextTooLong = errors.New("text does not fit in the model's context")
 // label; the raw probabilities would also count mass the model puts on
 // answers that are not allowed and would not sum to one.
 func Classify(ctx context.Context, engine runtime.Engine, text string) (Classification, error) {
+	return classify(ctx, engine, text, 0)
+}
+
+// classify is Classify with a prompt length limit in tokens (0: only the
+// model's context limit).
+func classify(ctx context.Context, engine runtime.Engine, text string, maxPromptTokens int) (Classification, error) {
 	var c Classification
 	prompt, err := engine.RenderChat(EmotionMessages(text), true)
 	if err != nil {
@@ -87,6 +93,9 @@ func Classify(ctx context.Context, engine runtime.Engine, text string) (Classifi
 	}
 	if equalIDs(conts[0], conts[1]) {
 		return c, fmt.Errorf("classify: labels %q and %q encode to the same tokens", Labels[0], Labels[1])
+	}
+	if maxPromptTokens > 0 && len(promptIDs) > maxPromptTokens {
+		return c, fmt.Errorf("classify: %d prompt tokens, the limit is %d: %w", len(promptIDs), maxPromptTokens, ErrContextTooLong)
 	}
 	if limit := engine.Info().ContextLength; limit > 0 && len(promptIDs)+longest > limit {
 		return c, fmt.Errorf("classify: %d prompt tokens + %d label tokens > %d: %w",

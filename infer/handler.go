@@ -23,6 +23,10 @@ const (
 	DefaultMaxBodyBytes  = 64 << 10 // request body
 	DefaultMaxTextBytes  = 32 << 10 // text after JSON decoding
 	DefaultMaxChatTokens = 512      // reply length cap in chat mode
+	// DefaultMaxPromptTokens bounds the rendered prompt: prefill time and
+	// KV-cache memory grow with it, so one request must not claim the
+	// whole context of a large model.
+	DefaultMaxPromptTokens = 4096
 )
 
 // Options tunes the handler. The zero value uses the defaults.
@@ -30,6 +34,9 @@ type Options struct {
 	MaxBodyBytes  int64 // larger bodies get 413
 	MaxTextBytes  int   // longer texts get 413
 	MaxChatTokens int   // cap (and default) of max_tokens in chat mode
+	// MaxPromptTokens bounds the rendered prompt in tokens (400 beyond);
+	// the model's context length bounds it too.
+	MaxPromptTokens int
 }
 
 // Response is the body of a successful POST /api/infer. Exactly one of
@@ -54,6 +61,9 @@ func New(engine runtime.Engine, opts Options) http.Handler {
 	}
 	if opts.MaxChatTokens <= 0 {
 		opts.MaxChatTokens = DefaultMaxChatTokens
+	}
+	if opts.MaxPromptTokens <= 0 {
+		opts.MaxPromptTokens = DefaultMaxPromptTokens
 	}
 	return &handler{engine: engine, opts: opts}
 }
@@ -108,7 +118,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) emotion(ctx context.Context, req Request, details *audit.Details, resp *Response) error {
-	c, err := Classify(ctx, h.engine, req.Text)
+	c, err := classify(ctx, h.engine, req.Text, h.opts.MaxPromptTokens)
 	details.Prompt = c.Prompt
 	details.PromptTokens = c.PromptIDs
 	if err != nil {
@@ -133,6 +143,9 @@ func (h *handler) chat(ctx context.Context, req Request, details *audit.Details,
 	p := runtime.SampleParams{MaxTokens: h.opts.MaxChatTokens}
 	if req.MaxTokens != nil {
 		p.MaxTokens = min(*req.MaxTokens, h.opts.MaxChatTokens)
+	}
+	if len(ids) > h.opts.MaxPromptTokens {
+		return fmt.Errorf("chat: %d prompt tokens, the limit is %d: %w", len(ids), h.opts.MaxPromptTokens, ErrContextTooLong)
 	}
 	if limit := h.engine.Info().ContextLength; limit > 0 {
 		if len(ids) >= limit {
@@ -170,7 +183,7 @@ func (h *handler) classifyError(r *http.Request, err error) error {
 		return re
 	case errors.Is(err, ErrContextTooLong):
 		return &requestError{status: http.StatusBadRequest, param: "text", code: "context_length_exceeded",
-			msg: "text is too long for the model's context (" + err.Error() + ")"}
+			msg: "text is too long for the model (" + err.Error() + ")"}
 	case errors.Is(err, runtime.ErrQueueFull):
 		return &requestError{status: http.StatusTooManyRequests, code: "rate_limit_exceeded",
 			msg: "the server is busy; retry shortly"}

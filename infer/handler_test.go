@@ -278,6 +278,21 @@ func TestContextLimit(t *testing.T) {
 	if r.status != 400 || *r.err.Error.Code != "context_length_exceeded" {
 		t.Fatalf("chat over context: %d %+v", r.status, r.err)
 	}
+	// The prompt token limit applies below a large context.
+	eng = &fakeEngine{ctxLen: 1 << 20, score: keywordScorer, reply: "r"}
+	h = New(eng, Options{MaxPromptTokens: 1000})
+	for _, mode := range []string{"emotion", "chat"} {
+		r = do(t, h, mustJSON(map[string]string{"text": strings.Repeat("好", 1000), "mode": mode}))
+		if r.status != 400 || *r.err.Error.Code != "context_length_exceeded" || !strings.Contains(r.err.Error.Message, "limit is 1000") {
+			t.Errorf("%s over the prompt limit: %d %+v", mode, r.status, r.err)
+		}
+		if r := do(t, h, mustJSON(map[string]string{"text": strings.Repeat("好", 700), "mode": mode})); r.status != 200 {
+			t.Errorf("%s under the prompt limit: %d %+v", mode, r.status, r.err)
+		}
+	}
+	if eng.scoreCalls != 1 || eng.genCalls != 1 {
+		t.Errorf("model calls: %d score, %d generate; want one each (the refused ones must not run)", eng.scoreCalls, eng.genCalls)
+	}
 }
 
 // TestPromptInjection feeds texts that try to break out of the user turn or
@@ -296,7 +311,7 @@ func TestPromptInjection(t *testing.T) {
 	}
 	for _, text := range hostile {
 		eng := &fakeEngine{ctxLen: 32768, score: keywordScorer}
-		r := do(t, Handler(eng), mustJSON(map[string]string{"text": text, "mode": "emotion"}))
+		r := do(t, New(eng, Options{MaxPromptTokens: 1 << 20}), mustJSON(map[string]string{"text": text, "mode": "emotion"}))
 		if r.status == 400 && r.err.Error.Code != nil && *r.err.Error.Code == "conflicting_mode" {
 			continue // "#CHAT#..." with mode emotion: refused, fine
 		}

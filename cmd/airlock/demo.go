@@ -198,7 +198,6 @@ func runDemo(ctx context.Context, o demoOptions, out, errOut io.Writer, ready fu
 	fmt.Fprintf(out, `
 airlock demo: serving %s, installed from a signed bundle and verified
 
-
   open      %s
   user      %s
   password  %s
