@@ -17,6 +17,16 @@
 // Unicode letters (\p{L}), numbers (\p{N}) and White_Space (unicode.IsSpace).
 //
 // A Tokenizer is immutable after loading and safe for concurrent use.
+//
+// Performance: BPE merges are looked up by pair of ids in an open-addressing
+// table, short words use a linear merge loop and long ones a priority queue,
+// and a bounded word cache serves repeated words. Measure with
+//
+//	go test -run X -bench 'Mixed|Baseline|LoadQwen' -cpu 1 -count 6 ./runtime/tokenizer
+//
+// which encodes about 1 MB of mixed Chinese/English text (with and without
+// the word cache), loads the 7 MB Qwen tokenizer.json, and reports cpu-MB/s
+// (throughput per CPU-second of the benchmark thread) besides wall-clock MB/s.
 package tokenizer
 
 import (
