@@ -74,6 +74,12 @@ func Verify(files []string, opts VerifyOptions) (Report, error) {
 			return rep, err
 		}
 	}
+	return v.finish(files)
+}
+
+// finish applies the end-of-input checks.
+func (v *verifier) finish(files []string) (Report, error) {
+	rep, opts := *v.rep, v.opts
 	if v.pendingErr != nil {
 		return rep, v.pendingErr
 	}
@@ -106,7 +112,12 @@ func (v *verifier) file(name string) error {
 		return fmt.Errorf("verify audit log: %w", err)
 	}
 	defer f.Close()
-	r := bufio.NewReaderSize(f, 256<<10)
+	return v.reader(name, f)
+}
+
+// reader checks the records read from rd, named name in errors.
+func (v *verifier) reader(name string, rd io.Reader) error {
+	r := bufio.NewReaderSize(rd, 64<<10)
 	for lineNo := 1; ; lineNo++ {
 		line, err := readLine(r)
 		if errors.Is(err, io.EOF) && len(line) == 0 {
