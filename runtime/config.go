@@ -145,6 +145,9 @@ func ParseConfig(data []byte) (Config, error) {
 			return Config{}, fmt.Errorf("config.json: %s must be positive, got %d", f.name, f.v)
 		}
 	}
+	if c.HeadDim < 0 || c.MaxPositions < 0 || c.RopeTheta < 0 || c.RMSNormEps < 0 {
+		return Config{}, fmt.Errorf("config.json: head_dim, max_position_embeddings, rope_theta and rms_norm_eps must not be negative")
+	}
 	if c.HeadDim == 0 {
 		if c.HiddenSize%c.NumHeads != 0 {
 			return Config{}, fmt.Errorf("config.json: hidden_size %d is not a multiple of num_attention_heads %d", c.HiddenSize, c.NumHeads)

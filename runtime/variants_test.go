@@ -198,3 +198,12 @@ func sameBacking(a, b *Weight) bool {
 	}
 	return false
 }
+
+func TestConfigRejectsNegativeFields(t *testing.T) {
+	for _, field := range []string{`"head_dim":-2`, `"max_position_embeddings":-1`, `"rope_theta":-5`, `"rms_norm_eps":-1`} {
+		js := `{"architectures":["Qwen2ForCausalLM"],"hidden_size":8,"intermediate_size":4,"num_hidden_layers":1,"num_attention_heads":2,"vocab_size":3,` + field + `}`
+		if _, err := ParseConfig([]byte(js)); err == nil {
+			t.Errorf("accepted %s", field)
+		}
+	}
+}
