@@ -257,15 +257,19 @@ func (t *Tokenizer) mergeHeap(sc *bpeScratch, ids []int32) []int32 {
 const defaultCacheEntries = 1 << 16
 
 // wordCache maps words to their BPE ids. It is safe for concurrent use and
-// bounded: when full it is cleared, which keeps the hot set cheaply.
+// bounded, with two generations: when the current one is full it becomes
+// the old one and the previous old one is dropped; hits in the old
+// generation are copied forward. Frequent words thus survive a stream of
+// one-off words (long Chinese phrases, for instance) at the cost of at
+// most limit entries.
 type wordCache struct {
-	mu    sync.RWMutex
-	m     map[string][]int32
-	limit int
+	mu       sync.RWMutex
+	cur, old map[string][]int32
+	limit    int // per generation
 }
 
 func newWordCache(limit int) *wordCache {
-	return &wordCache{m: make(map[string][]int32), limit: limit}
+	return &wordCache{cur: make(map[string][]int32), limit: limit / 2}
 }
 
 func (c *wordCache) get(w string) ([]int32, bool) {
@@ -273,9 +277,16 @@ func (c *wordCache) get(w string) ([]int32, bool) {
 		return nil, false
 	}
 	c.mu.RLock()
-	ids, ok := c.m[w]
+	ids, ok := c.cur[w]
+	inOld := false
+	if !ok {
+		ids, inOld = c.old[w]
+	}
 	c.mu.RUnlock()
-	return ids, ok
+	if inOld {
+		c.put(w, ids)
+	}
+	return ids, ok || inOld
 }
 
 func (c *wordCache) put(w string, ids []int32) {
@@ -283,9 +294,9 @@ func (c *wordCache) put(w string, ids []int32) {
 		return
 	}
 	c.mu.Lock()
-	if len(c.m) >= c.limit {
-		clear(c.m)
+	if len(c.cur) >= c.limit {
+		c.old, c.cur = c.cur, make(map[string][]int32, c.limit)
 	}
-	c.m[strings.Clone(w)] = ids // the word may be a slice of a large input
+	c.cur[strings.Clone(w)] = ids // the word may be a slice of a large input
 	c.mu.Unlock()
 }

@@ -111,14 +111,21 @@ func TestConcurrentEncode(t *testing.T) {
 }
 
 func TestWordCacheBounded(t *testing.T) {
-	c := newWordCache(4)
-	for i := 0; i < 10; i++ {
+	c := newWordCache(8) // two generations of 4
+	c.put("keep", []int32{42})
+	for i := 0; i < 20; i++ {
 		c.put(strings.Repeat("x", i+1), []int32{int32(i)})
+		if ids, ok := c.get("keep"); !ok || ids[0] != 42 {
+			t.Fatalf("frequently used entry evicted after %d puts", i+1)
+		}
 	}
-	if len(c.m) > 4 {
-		t.Fatalf("cache holds %d entries, limit 4", len(c.m))
+	if n := len(c.cur) + len(c.old); n > 8 {
+		t.Fatalf("cache holds %d entries, limit 8", n)
 	}
-	if ids, ok := c.get("xxxxxxxxxx"); !ok || ids[0] != 9 {
-		t.Fatalf("latest entry missing")
+	if _, ok := c.get("x"); ok {
+		t.Fatal("stale entry still cached")
+	}
+	if ids, ok := c.get(strings.Repeat("x", 20)); !ok || ids[0] != 19 {
+		t.Fatal("latest entry missing")
 	}
 }
