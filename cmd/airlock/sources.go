@@ -382,7 +382,7 @@ func (b *bundleSource) Resolve(ctx context.Context) (*source.Snapshot, error) {
 			need = append(need, p)
 		}
 	}
-	opt := runtimeartifacts.Options{Platforms: need, Extras: b.cfg.extras, Cache: b.cache, Fetch: b.fetch, Progress: os.Stderr}
+	opt := runtimeartifacts.Options{Platforms: need, Extras: b.cfg.extras, Cache: b.cache, Fetch: b.fetch}
 	if len(need) > 0 {
 		if b.cfg.runtimeDir != "" {
 			opt.Provider = runtimeartifacts.Prebuilt{Dir: b.cfg.runtimeDir}

@@ -303,8 +303,6 @@ type Options struct {
 	Cache *fetch.Cache
 	// Fetch downloads URL extras; required when an extra has a URL.
 	Fetch *fetch.Client
-	// Progress receives a bar counting platforms built; os.Stderr if nil.
-	Progress io.Writer
 }
 
 // Wrap returns a Source whose snapshot is model's plus the runtime
@@ -354,27 +352,23 @@ func Artifacts(ctx context.Context, opt Options) ([]source.File, error) {
 		if opt.Provider == nil {
 			return nil, errors.New("runtime artifacts: no way to get airlock binaries (no Go toolchain and source tree, no --runtime-dir)")
 		}
-		w := opt.Progress
-		if w == nil {
-			w = os.Stderr
-		}
-		bar := progress.New(w, "runtime binaries", int64(len(opt.Platforms)))
-		for _, p := range opt.Platforms {
+		// Progress is one line per platform: builds take tens of seconds
+		// each and report their own start and end.
+		log := progress.Logger()
+		for i, p := range opt.Platforms {
 			bin, err := opt.Provider.Binary(ctx, p)
 			if err != nil {
-				bar.Finish(err)
 				return nil, err
 			}
 			f, err := cached(opt.Cache, bin, "")
 			if err != nil {
-				bar.Finish(err)
 				return nil, fmt.Errorf("runtime %s: %w", p, err)
 			}
 			f.Entry.Path, f.Entry.Role, f.Entry.Platform = BinaryPath(p), manifests.RoleRuntime, p
 			files = append(files, f)
-			bar.Add(1)
+			log.Info("runtime binary ready", "platform", p, "n", i+1, "of", len(opt.Platforms),
+				"bytes", f.Entry.Size, "sha256", f.Entry.SHA256)
 		}
-		bar.Finish(nil)
 	}
 	var urlItems []fetch.Item
 	var urlExtras []manifests.Extra

@@ -155,7 +155,7 @@ func TestWrapAddsPrebuiltRuntimeAndExtras(t *testing.T) {
 			{Path: docs, SHA256: fakehub.SHA256([]byte("guide"))},
 			{URL: srv.URL + "/dl/setup.sh?x=1", SHA256: fakehub.SHA256([]byte("installer bytes")), Dest: "extra/tools/setup.sh"},
 		},
-		Cache: cache, Fetch: fc, Progress: io.Discard,
+		Cache: cache, Fetch: fc,
 	})
 	snap, err := w.Resolve(context.Background())
 	if err != nil {
@@ -195,7 +195,7 @@ func TestWrapAddsPrebuiltRuntimeAndExtras(t *testing.T) {
 	}
 
 	// A missing platform and a wrong pin are clear errors.
-	_, err = Wrap(model, Options{Platforms: []string{"linux/arm64"}, Provider: Prebuilt{Dir: rt}, Cache: cache, Progress: io.Discard}).Resolve(context.Background())
+	_, err = Wrap(model, Options{Platforms: []string{"linux/arm64"}, Provider: Prebuilt{Dir: rt}, Cache: cache}).Resolve(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "no airlock binary for linux/arm64") {
 		t.Fatalf("err = %v", err)
 	}
