@@ -150,8 +150,9 @@ func (c *Client) defaults() {
 // FetchAll downloads every item (skipping those already cached), showing
 // progress labelled label (on a terminal a live line per file under an
 // overall line, with bytes/s and ETA; otherwise JSON progress lines), and
-// returns results in item order. Every item is attempted even if another fails, so a re-run has
-// less to do; the error names each file that failed.
+// returns results in item order. Every item is attempted even if another
+// fails, so a re-run has less to do; the error names each file that
+// failed. Items with the same content (same checksum) are fetched once.
 func (c *Client) FetchAll(ctx context.Context, label string, items []Item) ([]Result, error) {
 	if c.Cache == nil {
 		return nil, errors.New("fetch: no cache configured")
@@ -178,8 +179,17 @@ func (c *Client) FetchAll(ctx context.Context, label string, items []Item) ([]Re
 	conns := make(chan struct{}, c.Jobs)
 	results := make([]Result, len(items))
 	errs := make([]error, len(items))
+	// Identical content shares one cache entry and one partial download,
+	// so only the first item with a given checksum is fetched.
+	first := map[string]int{}
 	var wg sync.WaitGroup
 	for i, it := range items {
+		if k := contentKey(it); k != "" {
+			if _, dup := first[k]; dup {
+				continue
+			}
+			first[k] = i
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -187,6 +197,20 @@ func (c *Client) FetchAll(ctx context.Context, label string, items []Item) ([]Re
 		}()
 	}
 	wg.Wait()
+	for i, it := range items {
+		j, ok := first[contentKey(it)]
+		if !ok || j == i {
+			continue
+		}
+		results[i], errs[i] = results[j], nil
+		results[i].Name = it.Name
+		if errs[j] != nil {
+			errs[i] = fmt.Errorf("download %s: same content as %s, which failed", it.Name, items[j].Name)
+		} else if it.Size >= 0 && results[j].Size != it.Size {
+			errs[i] = fmt.Errorf("download %s: listed with the checksum of %s but a different size", it.Name, items[j].Name)
+		}
+		bar.cached(max(it.Size, 0))
+	}
 	var failed []error
 	for _, err := range errs {
 		if err != nil {
@@ -200,6 +224,17 @@ func (c *Client) FetchAll(ctx context.Context, label string, items []Item) ([]Re
 		return nil, err
 	}
 	return results, nil
+}
+
+// contentKey names an item's content by its checksum ("" if it has none).
+func contentKey(it Item) string {
+	switch {
+	case it.SHA256 != "":
+		return "sha256-" + it.SHA256
+	case it.GitOID != "":
+		return "git-" + it.GitOID
+	}
+	return ""
 }
 
 // Fetch downloads one item (or finds it in the cache).

@@ -353,6 +353,43 @@ func TestFetchSizeDisagreesWithServer(t *testing.T) {
 	}
 }
 
+func TestFetchSameContentTwice(t *testing.T) {
+	r := newRig(t, 1000)
+	a, b := r.item("LICENSE"), r.item("LICENSE")
+	b.Name = "docs/LICENSE"
+	res, err := r.client.FetchAll(context.Background(), "dups", []Item{a, b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Path != res[1].Path || res[1].Name != "docs/LICENSE" {
+		t.Fatalf("results %+v", res)
+	}
+	if n := len(r.hub.Requests("LICENSE")); n != 1 {
+		t.Fatalf("identical content downloaded %d times", n)
+	}
+}
+
+func TestFetchCancelKeepsPartialForNextRun(t *testing.T) {
+	r := newRig(t, 200_000)
+	r.hub.Inject(model, "model.safetensors", fakehub.Fault{Kind: fakehub.Stall, Bytes: 60_000, Delay: 10 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for len(r.hub.Requests("model.safetensors")) == 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(100 * time.Millisecond)
+		cancel()
+	}()
+	if _, err := r.client.Fetch(ctx, r.item("model.safetensors")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	r.fetchOK(t, "model.safetensors")
+	reqs := r.hub.Requests("model.safetensors")
+	if len(reqs) != 2 || reqs[1].Range != "bytes=60000-199999" {
+		t.Fatalf("requests %+v", reqs)
+	}
+}
+
 func TestMain(m *testing.M) {
 	progress.SetLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	os.Exit(m.Run())
