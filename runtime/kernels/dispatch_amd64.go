@@ -289,3 +289,5 @@ func matMulRowsF32Tile(y []float32, w []uint16, x []float32, tokens, rows, cols,
 		matVecRows(y[n*rows:(n+1)*rows], w, x[n*cols:(n+1)*cols], nil, nil, r0, r1, cols, isaAVX512)
 	}
 }
+
+func spinPause()

@@ -35,3 +35,5 @@ func expSubF32(x []float32, sub float32) {
 }
 
 func siluMul(gate, up []float32) { siluMulGeneric(gate, up) }
+
+func spinPause() {}

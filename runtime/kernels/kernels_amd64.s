@@ -677,3 +677,11 @@ f44done:
 	HSUM4Z(Z12, Z13, Z14, Z15, Y12, Y13, Y14, Y15, 48)
 	VZEROUPPER
 	RET
+
+// func spinPause()
+//
+// A short busy-wait hint (PAUSE) for spin loops: it frees execution
+// resources for the sibling hyperthread and saves power while polling.
+TEXT ·spinPause(SB), NOSPLIT, $0-0
+	PAUSE
+	RET

@@ -78,6 +78,7 @@ func (p *pool) loop(w *worker) {
 			spins = 0
 			continue
 		}
+		spinPause()
 		if spins&63 != 63 {
 			continue
 		}
@@ -85,7 +86,9 @@ func (p *pool) loop(w *worker) {
 			return
 		}
 		if time.Since(idleSince) < spinFor {
-			runtime.Gosched()
+			if spins&1023 == 1023 {
+				runtime.Gosched() // let other goroutines of this P run
+			}
 			continue
 		}
 		// Park. The dispatcher wakes us only if it flips sleeping back
@@ -140,7 +143,8 @@ func (p *pool) parallel(n, chunk int, fn func(start, end int)) {
 	p.wakeAll()
 	j.run()
 	for spins := 0; j.done.Load() < j.chunks; spins++ {
-		if spins&63 == 63 {
+		spinPause()
+		if spins&255 == 255 {
 			runtime.Gosched()
 		}
 	}
