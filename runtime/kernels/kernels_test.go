@@ -191,3 +191,46 @@ func TestMatMulMatchesMatVec(t *testing.T) {
 		}
 	})
 }
+
+// TestConcurrentCallers runs matrix products from several goroutines at
+// once (as concurrent generations do); each must get its own exact
+// result whether it got the worker pool or ran on its own goroutine.
+func TestConcurrentCallers(t *testing.T) {
+	const rows, cols, tokens = 96, 256, 5
+	rng := rand.New(rand.NewPCG(19, 20))
+	w := randBF16(rng, rows*cols, 0.05, true)
+	xs := make([][]float32, 6)
+	wants := make([][]float32, len(xs))
+	for i := range xs {
+		xs[i] = randF32(rng, tokens*cols, 1)
+		wants[i] = make([]float32, tokens*rows)
+		MatMulBF16(wants[i], w, xs[i], tokens, rows, cols)
+	}
+	done := make(chan error, len(xs))
+	for i := range xs {
+		go func() {
+			y := make([]float32, tokens*rows)
+			for it := 0; it < 40; it++ {
+				if it%2 == 0 {
+					MatMulBF16(y, w, xs[i], tokens, rows, cols)
+				} else {
+					for n := 0; n < tokens; n++ {
+						MatVecBF16(y[n*rows:], w, xs[i][n*cols:], rows, cols)
+					}
+				}
+				for k := range y {
+					if y[k] != wants[i][k] {
+						done <- fmt.Errorf("caller %d iteration %d: y[%d] = %v want %v", i, it, k, y[k], wants[i][k])
+						return
+					}
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range xs {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
