@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/audit"
+	"github.com/airlock-dev/airlock/runtime"
 )
 
 // loadConfig shapes a load run.
@@ -287,10 +288,44 @@ func TestLoad(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("AIRLOCK_LOADTEST_MAX_TOKENS")); err == nil {
 		cfg.maxTokens = v
 	}
+	base := engineBaseline(t, 2, cfg.maxTokens, 15*time.Second)
 	c := startChild(t, 0, "AIRLOCK_TEST_CONCURRENCY=2", "AIRLOCK_TEST_QUEUE=64")
 	res := runLoad(t, c, cfg)
 	t.Log(res)
+	served := float64(res.completionTokens) / res.elapsed.Seconds()
+	t.Logf("baseline (engine called directly, 2 workers, same prompts): %.1f tokens/s; served/baseline = %.2f", base, served/base)
 	if res.peakRSS > 1<<30 {
 		t.Errorf("peak RSS %d MiB", res.peakRSS>>20)
 	}
+}
+
+// engineBaseline measures completion tokens/s of the tiny model called
+// directly (no HTTP, auth or audit) by workers goroutines for d, with the
+// load test's prompt shape and max_tokens.
+func engineBaseline(t *testing.T, workers, maxTokens int, d time.Duration) float64 {
+	m := loadTiny(t)
+	deadline := time.Now().Add(d)
+	var mu sync.Mutex
+	tokens := 0
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; time.Now().Before(deadline); n++ {
+				prompt, _ := m.RenderChat([]runtime.Message{{Role: "user", Content: fmt.Sprintf("load-%d-%d tell me something", w, n)}}, true)
+				res, err := m.Generate(context.Background(), m.Encode(prompt), runtime.SampleParams{Temperature: 1, TopP: 1, MaxTokens: maxTokens, Seed: uint64(n)}, nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				tokens += res.CompletionTokens
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(tokens) / time.Since(start).Seconds()
 }
