@@ -28,8 +28,9 @@ func newMergeTable(n int) *mergeTable {
 		size = 8
 	}
 	return &mergeTable{
-		slots: make([]uint64, size),
-		shift: uint(64 - bits.TrailingZeros(uint(size))),
+		slots:  make([]uint64, size),
+		result: make([]int32, 0, n),
+		shift:  uint(64 - bits.TrailingZeros(uint(size))),
 	}
 }
 

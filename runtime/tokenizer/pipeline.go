@@ -386,7 +386,11 @@ func (t *Tokenizer) buildDecodeTable() {
 		isAdded[a.id] = true
 	}
 	t.decodeOff = make([]uint32, len(t.idToToken)+1)
-	buf := make([]byte, 0, len(t.idToToken)*4)
+	size := 0
+	for _, tok := range t.idToToken {
+		size += len(tok) // an upper bound for the supported decoders
+	}
+	buf := make([]byte, 0, size)
 	for id, tok := range t.idToToken {
 		t.decodeOff[id] = uint32(len(buf))
 		switch {
