@@ -67,7 +67,8 @@ func LoadHtpasswd(path string) (*Htpasswd, error) {
 	return h, nil
 }
 
-// Reload re-reads the file. On error the previous users stay in force.
+// Reload re-reads the file. On error (including a file without users) the
+// previous users stay in force.
 func (h *Htpasswd) Reload() error {
 	st, err := os.Stat(h.path)
 	if err != nil {
@@ -80,6 +81,10 @@ func (h *Htpasswd) Reload() error {
 	users, err := ParseHtpasswd(data)
 	if err != nil {
 		return fmt.Errorf("htpasswd %s: %w", h.path, err)
+	}
+	if len(users) == 0 {
+		// Also what a reader sees while a tool rewrites the file in place.
+		return fmt.Errorf("htpasswd %s: no users", h.path)
 	}
 	cost := bcrypt.MinCost
 	for _, hash := range users {

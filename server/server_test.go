@@ -636,3 +636,49 @@ func TestAuditContentModes(t *testing.T) {
 		}
 	}
 }
+
+func TestCredentialReload(t *testing.T) {
+	var htpasswd, keys string
+	ts := startServer(t, &fakeEngine{}, func(c *Config) {
+		c.ReloadInterval = 20 * time.Millisecond
+		htpasswd, keys = c.HtpasswdPath, c.APIKeysPath
+	})
+	do := func(user, pass string) int {
+		req, _ := http.NewRequest("GET", ts.url+"/v1/models", nil)
+		req.SetBasicAuth(user, pass)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if err := auth.SetUser(htpasswd, "bob", "bobs password"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return do("bob", "bobs password") == 200 })
+	if err := auth.RemoveUser(htpasswd, testUser); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return do(testUser, testPass) == 401 })
+	// A broken file keeps the previous credentials.
+	if err := os.WriteFile(htpasswd, []byte("garbage\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if s := do("bob", "bobs password"); s != 200 {
+		t.Fatalf("after a broken file: %d", s)
+	}
+	// Revoking a key takes effect on reload too.
+	list, _ := auth.ListKeys(keys)
+	if err := auth.RevokeKey(keys, list[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.srv.ReloadAuth(); err == nil {
+		t.Fatal("ReloadAuth with a broken htpasswd file reported no error")
+	}
+	waitFor(t, func() bool {
+		resp, _ := ts.request("GET", "/v1/models", nil, authBearer)
+		return resp.StatusCode == 401
+	})
+}
