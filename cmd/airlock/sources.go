@@ -39,6 +39,7 @@ func sourceFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "include", Usage: "only bundle files matching `GLOB` (repeatable)"},
 		&cli.StringSliceFlag{Name: "exclude", Usage: "skip files matching `GLOB` (repeatable)"},
 		&cli.IntFlag{Name: "jobs", Value: 4, Usage: "parallel download connections `N`"},
+		&cli.BoolFlag{Name: "trust-unlisted-checksums", Usage: "download files the hub lists without a checksum, checking only their size (trust on first use; use with --lock)"},
 	}
 }
 
@@ -52,6 +53,7 @@ type sourceConfig struct {
 	cacheDir                        string
 	lockPath                        string
 	updateLock                      bool
+	trustUnlisted                   bool
 	jobs                            int
 }
 
@@ -81,7 +83,7 @@ func openSource(c *cli.Context) (source.Source, error) {
 			rev = cfg.revision
 		}
 		s := &modelscope.Source{Endpoint: cfg.endpoint, Token: cfg.token, Model: id, Revision: rev,
-			Include: cfg.include, Exclude: cfg.exclude, Fetch: fc}
+			Include: cfg.include, Exclude: cfg.exclude, Fetch: fc, TrustUnlisted: cfg.trustUnlisted}
 		if s.Token == "" {
 			s.Token = modelscope.TokenFromEnv()
 		}
@@ -95,7 +97,7 @@ func openSource(c *cli.Context) (source.Source, error) {
 			rev = cfg.revision
 		}
 		s := &hf.Source{Endpoint: cfg.endpoint, Token: cfg.token, Model: id, Revision: rev,
-			Include: cfg.include, Exclude: cfg.exclude, Fetch: fc}
+			Include: cfg.include, Exclude: cfg.exclude, Fetch: fc, TrustUnlisted: cfg.trustUnlisted}
 		if s.Token == "" {
 			s.Token = hf.TokenFromEnv()
 		}
@@ -122,7 +124,8 @@ func openSource(c *cli.Context) (source.Source, error) {
 }
 
 func sourceConfigFrom(c *cli.Context) (*sourceConfig, error) {
-	cfg := &sourceConfig{spec: c.Args().First(), jobs: c.Int("jobs"), updateLock: c.Bool("update-lock")}
+	cfg := &sourceConfig{spec: c.Args().First(), jobs: c.Int("jobs"), updateLock: c.Bool("update-lock"),
+		trustUnlisted: c.Bool("trust-unlisted-checksums")}
 	if c.NArg() > 1 {
 		return nil, usagef("bundle: one SOURCE expected, got %d arguments", c.NArg())
 	}

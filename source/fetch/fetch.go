@@ -7,6 +7,7 @@ package fetch
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/minio/sha256-simd"
 
 	"github.com/airlock-dev/airlock/internal/progress"
 )
@@ -43,6 +46,11 @@ type Item struct {
 	// GitOID is the expected git blob id (hex SHA-1 of "blob <size>\0" +
 	// content) for hubs that list only that; the sha256 is then computed.
 	GitOID string
+	// Unverified allows an item with neither checksum: only its size is
+	// checked and its sha256 is computed ("trust on first use", for hubs
+	// that list no checksum for some files; a lock file then pins it). It
+	// must be an explicit user choice.
+	Unverified bool
 }
 
 // Result is a downloaded, verified file.
@@ -237,6 +245,12 @@ func contentKey(it Item) string {
 	return ""
 }
 
+// urlKey names unverified content's partial download by its URL.
+func urlKey(u string) string {
+	h := sha256.Sum256([]byte(u))
+	return hex.EncodeToString(h[:16])
+}
+
 // Fetch downloads one item (or finds it in the cache).
 func (c *Client) Fetch(ctx context.Context, it Item) (Result, error) {
 	rs, err := c.FetchAll(ctx, "download "+it.Name, []Item{it})
@@ -278,6 +292,9 @@ func (c *Client) fetch1(ctx context.Context, it Item, bar reporter, conns chan s
 			return res, nil
 		}
 		key = "git-" + it.GitOID
+	case it.Unverified:
+		c.Log.Warn("upstream lists no checksum; trusting the downloaded bytes on first use", "file", it.Name)
+		key = "url-" + urlKey(it.URL)
 	default:
 		return res, errors.New("upstream lists no checksum; refusing to download unverifiable content")
 	}
@@ -305,7 +322,7 @@ func (c *Client) fetch1(ctx context.Context, it Item, bar reporter, conns chan s
 			lastErr = &IntegrityError{Name: it.Name, Kind: "size", Want: strconv.FormatInt(it.Size, 10), Got: strconv.FormatInt(n, 10)}
 		case it.SHA256 != "" && sha != it.SHA256:
 			lastErr = &IntegrityError{Name: it.Name, Want: it.SHA256, Got: sha}
-		case it.SHA256 == "" && oid != it.GitOID:
+		case it.SHA256 == "" && it.GitOID != "" && oid != it.GitOID:
 			lastErr = &IntegrityError{Name: it.Name, Kind: "git blob id", Want: it.GitOID, Got: oid}
 		default:
 			p, err := c.Cache.commit(got, sha)

@@ -305,6 +305,21 @@ func TestFetchRefusesUnverifiable(t *testing.T) {
 	}
 }
 
+func TestFetchUnverifiedChecksSizeAndComputesSHA(t *testing.T) {
+	r := newRig(t, 1000)
+	it := r.item("README.md")
+	it.SHA256, it.Unverified = "", true
+	res, err := r.client.Fetch(context.Background(), it)
+	if err != nil || res.SHA256 != fakehub.SHA256(r.files["README.md"]) {
+		t.Fatalf("%+v %v", res, err)
+	}
+	it.Size++
+	r.client.Cache = &Cache{Dir: t.TempDir()}
+	if _, err := r.client.Fetch(context.Background(), it); err == nil {
+		t.Fatal("size mismatch accepted")
+	}
+}
+
 func TestFetchPermanentErrors(t *testing.T) {
 	r := newRig(t, 1000)
 	it := r.item("README.md")

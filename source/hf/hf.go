@@ -52,6 +52,9 @@ type Source struct {
 	Include, Exclude []string
 	// Fetch downloads into the cache; required.
 	Fetch *fetch.Client
+	// TrustUnlisted downloads files listed with neither an LFS sha256 nor
+	// a git blob id, checking only their size (trust on first use).
+	TrustUnlisted bool
 	// BeforeDownload, if set, sees the listing before any download.
 	BeforeDownload func(*source.Snapshot) error
 }
@@ -282,8 +285,10 @@ func (s *Source) Resolve(ctx context.Context) (*source.Snapshot, error) {
 			entry.SHA256, entry.Size = it.SHA256, it.Size
 		case f.BlobID != "":
 			it.GitOID = strings.ToLower(f.BlobID)
+		case s.TrustUnlisted:
+			it.Unverified = true
 		default:
-			return nil, fmt.Errorf("hugging face %s: hub lists no checksum for %s (is blob metadata supported by this mirror?)", s.Model, p)
+			return nil, fmt.Errorf("hugging face %s: hub lists no checksum for %s (does this mirror support blob metadata? --trust-unlisted-checksums accepts it on first use)", s.Model, p)
 		}
 		snap.Files = append(snap.Files, source.File{Entry: entry})
 		items = append(items, it)

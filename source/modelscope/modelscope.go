@@ -51,6 +51,11 @@ type Source struct {
 	Include, Exclude []string
 	// Fetch downloads into the cache; required.
 	Fetch *fetch.Client
+	// TrustUnlisted downloads files the hub lists without a sha256,
+	// checking only their size and computing the sha256 (trust on first
+	// use; a lock file pins them afterwards). Off by default: such files
+	// are refused.
+	TrustUnlisted bool
 	// BeforeDownload, if set, sees the listing (Files without Open)
 	// before anything is downloaded; an error stops the resolve. Lock
 	// checks use it so a changed upstream costs no download.
@@ -319,8 +324,8 @@ func (s *Source) Resolve(ctx context.Context) (*source.Snapshot, error) {
 		}
 		seen[f.Path] = true
 		sha := strings.ToLower(f.Sha256)
-		if sha == "" {
-			return nil, fmt.Errorf("modelscope %s: hub lists no sha256 for %s; refusing unverifiable content", s.Model, f.Path)
+		if sha == "" && !s.TrustUnlisted {
+			return nil, fmt.Errorf("modelscope %s: hub lists no sha256 for %s; refusing unverifiable content (--trust-unlisted-checksums accepts it on first use)", s.Model, f.Path)
 		}
 		if f.Size < 0 {
 			return nil, fmt.Errorf("modelscope %s: %s: negative size", s.Model, f.Path)
@@ -330,6 +335,7 @@ func (s *Source) Resolve(ctx context.Context) (*source.Snapshot, error) {
 		}})
 		items = append(items, fetch.Item{
 			Name: f.Path, URL: s.FileURL(ep, rev, f.Path), Header: s.header(), Size: f.Size, SHA256: sha,
+			Unverified: sha == "",
 		})
 	}
 	if len(snap.Files) == 0 {
@@ -345,12 +351,14 @@ func (s *Source) Resolve(ctx context.Context) (*source.Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("modelscope %s@%s: %w", s.Model, rev, err)
 	}
-	paths := map[string]string{}
+	byName := map[string]fetch.Result{}
 	for _, r := range results {
-		paths[r.Name] = r.Path
+		byName[r.Name] = r
 	}
 	for i := range snap.Files {
-		p := paths[snap.Files[i].Entry.Path]
+		r := byName[snap.Files[i].Entry.Path]
+		snap.Files[i].Entry.SHA256 = r.SHA256 // computed here for trusted-unlisted files
+		p := r.Path
 		snap.Files[i].Open = func(context.Context) (io.ReadCloser, error) { return os.Open(p) }
 	}
 	return snap, nil

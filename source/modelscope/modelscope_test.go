@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -339,6 +341,41 @@ func TestResolveRefusesUnsafeListing(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "unsafe path") {
 		t.Fatalf("err = %v", err)
 	}
+}
+
+func TestResolveUnlistedChecksum(t *testing.T) {
+	m := fakehub.QwenChat(1000)
+	hub := newHub(t, m)
+	// A hub that lists no Sha256 for a file: refused unless trusted.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/repo/files") {
+			resp, err := http.Get(hub.URL + r.URL.RequestURI())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			b = []byte(strings.Replace(string(b), `"Sha256":"`+fakehub.SHA256(m.Files[1].Data)+`"`, `"Sha256":""`, 1))
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(b)
+			return
+		}
+		http.Redirect(w, r, hub.URL+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+	s := newSource(t, hub)
+	s.Endpoint = srv.URL
+	_, err := s.Resolve(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "no sha256 for "+m.Files[1].Path) {
+		t.Fatalf("err = %v", err)
+	}
+	s.TrustUnlisted = true
+	snap, err := s.Resolve(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSnapshot(t, snap, m)
 }
 
 func TestParseSpec(t *testing.T) {
