@@ -39,6 +39,9 @@ func dot4BF16DP(w *uint16, stride int, xh, xl *uint16, n32 int, out *[4]float32)
 func dot4x4BF16DP(w *uint16, wstride int, xh, xl *uint16, xstride int, n32 int, out *[16]float32)
 
 //go:noescape
+func dot4x2BF16F32x8(w *uint16, wstride int, x *float32, xstride int, n8 int, out *[8]float32)
+
+//go:noescape
 func dot4x4BF16F32x16(w *uint16, wstride int, x *float32, xstride int, n16 int, out *[16]float32)
 
 //go:noescape
@@ -99,6 +102,10 @@ func matVecRows(y []float32, w []uint16, x []float32, xh, xl []uint16, r0, r1, c
 func matMulRows(y []float32, w []uint16, x []float32, xh, xl []uint16, tokens, rows, cols, r0, r1 int, set isa) {
 	if set == isaAVX512 && cols >= 16 {
 		matMulRowsF32Tile(y, w, x, tokens, rows, cols, r0, r1)
+		return
+	}
+	if set == isaAVX2 && cols >= 8 {
+		matMulRowsAVX2Tile(y, w, x, tokens, rows, cols, r0, r1)
 		return
 	}
 	if set != isaAVX512BF16 || cols < 32 {
@@ -291,3 +298,34 @@ func matMulRowsF32Tile(y []float32, w []uint16, x []float32, tokens, rows, cols,
 }
 
 func spinPause()
+
+// matMulRowsAVX2Tile is matMulRows for AVX2+FMA: 4 rows × 2 tokens per
+// kernel call.
+func matMulRowsAVX2Tile(y []float32, w []uint16, x []float32, tokens, rows, cols, r0, r1 int) {
+	var out [8]float32
+	nb := cols / 8
+	done := nb * 8
+	n := 0
+	for ; n+2 <= tokens; n += 2 {
+		r := r0
+		for ; r+4 <= r1; r += 4 {
+			dot4x2BF16F32x8(&w[r*cols], cols*2, &x[n*cols], cols*4, nb, &out)
+			for t := 0; t < 2; t++ {
+				yt := y[(n+t)*rows:]
+				if done < cols {
+					xt := x[(n+t)*cols+done : (n+t+1)*cols]
+					for i := 0; i < 4; i++ {
+						out[4*t+i] += dotBF16Generic(w[(r+i)*cols+done:(r+i+1)*cols], xt)
+					}
+				}
+				yt[r], yt[r+1], yt[r+2], yt[r+3] = out[4*t], out[4*t+1], out[4*t+2], out[4*t+3]
+			}
+		}
+		for t := 0; t < 2; t++ {
+			matVecRowsGeneric(y[(n+t)*rows:(n+t+1)*rows], w, x[(n+t)*cols:(n+t+1)*cols], r, r1, cols)
+		}
+	}
+	for ; n < tokens; n++ {
+		matVecRows(y[n*rows:(n+1)*rows], w, x[n*cols:(n+1)*cols], nil, nil, r0, r1, cols, isaAVX2)
+	}
+}

@@ -685,3 +685,61 @@ f44done:
 TEXT ·spinPause(SB), NOSPLIT, $0-0
 	PAUSE
 	RET
+
+// func dot4x2BF16F32x8(w *uint16, wstride int, x *float32, xstride int, n8 int, out *[8]float32)
+//
+// out[4t+i] = Σ_{k<8·n8} w[i·wstride/2 + k]·x[t·xstride/4 + k] for rows i in
+// 0..3 and tokens t in 0..1 (AVX2+FMA): each widened weight vector serves
+// two tokens.
+TEXT ·dot4x2BF16F32x8(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), SI
+	MOVQ wstride+8(FP), R8
+	MOVQ x+16(FP), DI
+	MOVQ xstride+24(FP), R11
+	MOVQ n8+32(FP), CX
+	MOVQ out+40(FP), DX
+	LEAQ (R8)(R8*2), R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	TESTQ CX, CX
+	JZ    f42done
+
+f42loop:
+	VPMOVZXWD (SI), Y8
+	VPMOVZXWD (SI)(R8*1), Y9
+	VPMOVZXWD (SI)(R8*2), Y10
+	VPMOVZXWD (SI)(R9*1), Y11
+	VPSLLD    $16, Y8, Y8
+	VPSLLD    $16, Y9, Y9
+	VPSLLD    $16, Y10, Y10
+	VPSLLD    $16, Y11, Y11
+	VMOVUPS   (DI), Y12
+	VMOVUPS   (DI)(R11*1), Y13
+	VFMADD231PS Y12, Y8, Y0
+	VFMADD231PS Y12, Y9, Y1
+	VFMADD231PS Y12, Y10, Y2
+	VFMADD231PS Y12, Y11, Y3
+	VFMADD231PS Y13, Y8, Y4
+	VFMADD231PS Y13, Y9, Y5
+	VFMADD231PS Y13, Y10, Y6
+	VFMADD231PS Y13, Y11, Y7
+	ADDQ $16, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  f42loop
+
+f42done:
+	HSUM4Y(0)
+	VMOVAPS Y4, Y0
+	VMOVAPS Y5, Y1
+	VMOVAPS Y6, Y2
+	VMOVAPS Y7, Y3
+	HSUM4Y(16)
+	VZEROUPPER
+	RET

@@ -15,7 +15,7 @@ func BenchmarkTileKernel(b *testing.B) {
 	x := randF32(rng, tokens*cols, 1)
 	y := make([]float32, tokens*rows)
 	sp := getSplit(x)
-	for _, s := range []isa{isaAVX512BF16, isaAVX512} {
+	for _, s := range []isa{isaAVX512BF16, isaAVX512, isaAVX2} {
 		if !slices.Contains(supportedISAs(), s) {
 			continue
 		}
