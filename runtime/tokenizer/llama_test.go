@@ -97,6 +97,32 @@ func TestLlamaUnknownWithoutByteFallback(t *testing.T) {
 	}
 }
 
+func TestLlamaNormalizedAddedToken(t *testing.T) {
+	tj, cj := llamaFiles(t)
+	s := string(tj)
+	// Mark <s> "normalized": it is then matched after the normalizer has
+	// prepended ▁ to the whole segment, so "<s>hello" becomes the pieces
+	// "▁", <s>, "hello" (no ▁ before hello: h e llo).
+	i := strings.Index(s, `"content": "<s>"`)
+	j := i + strings.Index(s[i:], `"normalized": false`)
+	if i < 0 || j < i {
+		t.Fatal("fixture layout changed")
+	}
+	s = s[:j] + `"normalized": true` + s[j+len(`"normalized": false`):]
+	tok, err := Load([]byte(s), cj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []int{lSpace, lBOS, lH, lE, lLLO}
+	if got := tok.Encode("<s>hello"); !equalIDs(got, want) {
+		t.Errorf("Encode = %v, want %v", got, want)
+	}
+	// Raw-matched tokens are unaffected.
+	if got := tok.Encode("</s>"); !equalIDs(got, []int{lEOS}) {
+		t.Errorf("Encode(</s>) = %v", got)
+	}
+}
+
 func TestLlamaMetaspace(t *testing.T) {
 	tj, cj := llamaFiles(t)
 	s := string(tj)

@@ -116,11 +116,12 @@ func LoadDir(dir string) (*Tokenizer, error) {
 // else is an error naming the unsupported component, never a silent
 // approximation.
 //
-// Known differences from the reference, none of which affect the supported
-// Qwen and Llama files: added tokens marked "normalized" are matched in the
-// raw text like the others; and an invalid byte sequence from byte_fallback
-// tokens decodes to one U+FFFD per maximal invalid subpart (as the
-// byte-level decoder does) rather than one per byte token.
+// As in the reference, added tokens marked "normalized" are matched in the
+// normalized text, the others in the raw text. A known difference, which
+// does not affect the supported Qwen and Llama files: an invalid byte
+// sequence from byte_fallback tokens decodes to one U+FFFD per maximal
+// invalid subpart (as the byte-level decoder does) rather than one per byte
+// token.
 func Load(tokenizerJSON, tokenizerConfigJSON []byte) (*Tokenizer, error) {
 	t := &Tokenizer{unkID: -1}
 	var (

@@ -3,7 +3,6 @@ package tokenizer
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 	"unicode/utf8"
 
@@ -321,13 +320,17 @@ func (t *Tokenizer) addTokens(list []addedTokenJSON) error {
 		if a.Special {
 			t.special[a.ID] = true
 		}
-		t.added = append(t.added, addedToken{
+		tok := addedToken{
 			id: a.ID, content: a.Content, singleWord: a.SingleWord,
 			lstrip: a.LStrip, rstrip: a.RStrip, special: a.Special,
-		})
-		t.addedFirst[a.Content[0]] = true
+		}
+		t.added = append(t.added, tok)
+		if a.Normalized {
+			t.normAdded.add(tok)
+		} else {
+			t.rawAdded.add(tok)
+		}
 	}
-	sort.SliceStable(t.added, func(i, j int) bool { return len(t.added[i].content) > len(t.added[j].content) })
 	return nil
 }
 

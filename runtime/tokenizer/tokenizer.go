@@ -30,6 +30,7 @@
 package tokenizer
 
 import (
+	"sort"
 	"strings"
 	"unicode/utf8"
 
@@ -52,9 +53,10 @@ type Tokenizer struct {
 	ignoreMerges bool
 	unkID        int
 
-	added      []addedToken
-	addedFirst [256]bool // whether some added token starts with this byte
-	special    map[int]bool
+	added     []addedToken // all added tokens
+	rawAdded  addedSet     // added tokens matched in the raw text
+	normAdded addedSet     // added tokens marked "normalized": matched after normalization
+	special   map[int]bool
 
 	normalizers []normalizer
 	splitters   []splitter
@@ -143,7 +145,7 @@ func (t *Tokenizer) AppendEncode(dst []int, text string) []int {
 	}
 	first := true
 	for len(text) > 0 {
-		start, end, tok := t.findAdded(text)
+		start, end, tok := t.rawAdded.find(text)
 		if tok == nil {
 			dst = t.encodeSegment(dst, text, first)
 			break
@@ -158,18 +160,30 @@ func (t *Tokenizer) AppendEncode(dst []int, text string) []int {
 	return dst
 }
 
-// findAdded returns the leftmost-longest added-token match in s as the byte
-// range to remove (including whitespace taken by lstrip/rstrip).
-func (t *Tokenizer) findAdded(s string) (start, end int, tok *addedToken) {
-	if len(t.added) == 0 {
+// addedSet is a group of added tokens matched together, longest first.
+type addedSet struct {
+	tokens []addedToken
+	first  [256]bool // whether some token starts with this byte
+}
+
+func (set *addedSet) add(a addedToken) {
+	set.tokens = append(set.tokens, a)
+	set.first[a.content[0]] = true
+	sort.SliceStable(set.tokens, func(i, j int) bool { return len(set.tokens[i].content) > len(set.tokens[j].content) })
+}
+
+// find returns the leftmost-longest match in s as the byte range to remove
+// (including whitespace taken by lstrip/rstrip).
+func (set *addedSet) find(s string) (start, end int, tok *addedToken) {
+	if len(set.tokens) == 0 {
 		return 0, 0, nil
 	}
 	for i := 0; i < len(s); i++ {
-		if !t.addedFirst[s[i]] {
+		if !set.first[s[i]] {
 			continue
 		}
-		for k := range t.added {
-			a := &t.added[k] // sorted longest first
+		for k := range set.tokens {
+			a := &set.tokens[k] // sorted longest first
 			if !strings.HasPrefix(s[i:], a.content) {
 				continue
 			}
@@ -208,12 +222,30 @@ func isWordAfter(s string, i int) bool {
 	return isWordRune(r)
 }
 
-// encodeSegment encodes text that contains no added token. first is true
-// for the segment at the very start of the input (Metaspace "first").
+// encodeSegment encodes text between raw-matched added tokens: it is
+// normalized, then split at added tokens marked "normalized" (as the
+// reference does), and each piece is pre-tokenized and BPE-encoded. first
+// is true for the segment at the very start of the input (Metaspace
+// "first").
 func (t *Tokenizer) encodeSegment(dst []int, s string, first bool) []int {
 	for _, n := range t.normalizers {
 		s = n.normalize(s, first)
 	}
+	for len(s) > 0 && len(t.normAdded.tokens) > 0 {
+		start, end, tok := t.normAdded.find(s)
+		if tok == nil {
+			break
+		}
+		dst = t.encodePiece(dst, s[:start], first)
+		dst = append(dst, tok.id)
+		first = false
+		s = s[end:]
+	}
+	return t.encodePiece(dst, s, first)
+}
+
+// encodePiece pre-tokenizes and BPE-encodes normalized text.
+func (t *Tokenizer) encodePiece(dst []int, s string, first bool) []int {
 	if s == "" {
 		return dst
 	}
