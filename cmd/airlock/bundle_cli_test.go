@@ -135,6 +135,10 @@ func TestKeygenBundleVerifyInspect(t *testing.T) {
 	if out, err := exec.Command(tool, "-Vm", b, "-p", key+".pub").CombinedOutput(); err != nil {
 		t.Fatalf("minisign -V rejects our bundle: %v\n%s", err, out)
 	}
+	// ... and the installed manifest's own signature.
+	if out, err := exec.Command(tool, "-Vm", filepath.Join(inst, ".airlock", "manifest.json"), "-p", key+".pub").CombinedOutput(); err != nil {
+		t.Fatalf("minisign -V rejects the installed manifest: %v\n%s", err, out)
+	}
 	data, _ := os.ReadFile(b)
 	data[len(data)/2] ^= 1
 	_ = os.WriteFile(b, data, 0o644)
