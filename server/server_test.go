@@ -31,7 +31,7 @@ const (
 )
 
 type testServer struct {
-	t         *testing.T
+	t         testing.TB
 	srv       *Server
 	url       string
 	key       string
@@ -43,7 +43,7 @@ type testServer struct {
 
 // startServer runs a real Server on a loopback port with an htpasswd user
 // and an API key.
-func startServer(t *testing.T, engine runtime.Engine, mod func(*Config)) *testServer {
+func startServer(t testing.TB, engine runtime.Engine, mod func(*Config)) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	htpasswd := filepath.Join(dir, "htpasswd")
