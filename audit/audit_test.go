@@ -265,3 +265,20 @@ func BenchmarkAppendParallel(b *testing.B) {
 		}
 	})
 }
+
+func TestSecondWriterRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	w, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(path, Options{}); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second writer: %v", err)
+	}
+	w.Close()
+	w2, err := Open(path, Options{})
+	if err != nil {
+		t.Fatalf("after close: %v", err)
+	}
+	w2.Close()
+}

@@ -42,6 +42,8 @@ type Writer struct {
 	reqs   chan *pending
 	done   chan struct{}
 
+	lock *os.File // advisory lock on PATH.lock, nil where unsupported
+
 	// Owned by the commit loop (and Open before it starts).
 	f        *os.File
 	size     int64
@@ -68,6 +70,17 @@ type pending struct {
 // torn or truncated record is never hidden behind new ones.
 func Open(path string, opts Options) (*Writer, error) {
 	w := &Writer{path: path, opts: opts, prev: GenesisPrev, reqs: make(chan *pending, maxBatch), done: make(chan struct{})}
+	lock, err := lockLog(path)
+	if err != nil {
+		return nil, err
+	}
+	w.lock = lock
+	ok := false
+	defer func() {
+		if !ok && lock != nil {
+			lock.Close()
+		}
+	}()
 	rotated, err := rotatedFiles(path)
 	if err != nil {
 		return nil, err
@@ -120,6 +133,7 @@ func Open(path string, opts Options) (*Writer, error) {
 		w.prev = LineHash(line)
 		w.headSeq, w.headHash = *hdr.Seq, w.prev
 	}
+	ok = true
 	go w.loop()
 	return w, nil
 }
@@ -170,6 +184,9 @@ func (w *Writer) Close() error {
 	w.mu.Unlock()
 	<-w.done
 	err := w.f.Close()
+	if w.lock != nil {
+		w.lock.Close()
+	}
 	if w.err != nil {
 		return w.err
 	}
