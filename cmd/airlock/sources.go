@@ -110,6 +110,12 @@ func openSource(c *cli.Context) (source.Source, error) {
 			return nil, usagef("bundle: SOURCE %q is neither modelscope://owner/name, hf://owner/name nor a model directory", cfg.spec)
 		}
 		model = localSource{dir: local.Dir{Root: cfg.spec}, include: cfg.include, exclude: cfg.exclude}
+		// Locks pin what a hub serves; a directory's content is pinned by
+		// the bundle's own manifest.
+		if c.IsSet("lock") || cfg.updateLock {
+			return nil, usagef("bundle: --lock and --update-lock apply to hub sources, not to a local directory")
+		}
+		cfg.lockPath = ""
 	}
 
 	var lock *lockGuard

@@ -322,6 +322,17 @@ func TestOpenSourceLocalDirectory(t *testing.T) {
 	if _, ok := files["notes.txt"]; ok || len(files) != 2 {
 		t.Fatalf("files %v", files)
 	}
+	// A recipe naming a directory gets no lock file.
+	recipe := filepath.Join(tmp, "local.yaml")
+	if err := os.WriteFile(recipe, []byte("source: m\nplatforms: [linux/amd64]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := resolveWith(t, "-f", recipe, "--cache-dir", filepath.Join(tmp, "c")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "local.lock.json")); !os.IsNotExist(err) {
+		t.Fatalf("lock written for a directory source: %v", err)
+	}
 }
 
 func TestRuntimeFallsBackToSelfOutsideTheSourceTree(t *testing.T) {
@@ -377,6 +388,7 @@ func TestOpenSourceUsageErrors(t *testing.T) {
 		"bad glob":                {"modelscope://a/b", "--include", "["},
 		"bad recipe":              {"-f", filepath.Join(tmp, "nope.yaml")},
 		"bad jobs":                {"modelscope://a/b", "--jobs", "0"},
+		"lock with a directory":   {tmp, "--lock", filepath.Join(tmp, "l.json")},
 	} {
 		_, err := resolveWith(t, args...)
 		var ue usageError
