@@ -145,6 +145,7 @@ type IntegrityError struct {
 	Want, Got string
 }
 
+// Error names the file and both checksums.
 func (e *IntegrityError) Error() string {
 	kind := e.Kind
 	if kind == "" {

@@ -506,6 +506,7 @@ type StatusError struct {
 	Message string // from the hub's error body, if it had one
 }
 
+// Error gives the status, a hint for auth failures, and the hub's message.
 func (e *StatusError) Error() string {
 	s := fmt.Sprintf("HTTP %d %s", e.Code, http.StatusText(e.Code))
 	switch e.Code {

@@ -116,6 +116,7 @@ type APIError struct {
 	Message   string
 }
 
+// Error names the call, status, hub error code and message.
 func (e *APIError) Error() string {
 	s := fmt.Sprintf("hugging face %s: HTTP %d", e.Op, e.Status)
 	if e.ErrorCode != "" {

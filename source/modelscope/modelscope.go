@@ -139,6 +139,7 @@ type APIError struct {
 	RequestID string
 }
 
+// Error names the call, status, hub code and message.
 func (e *APIError) Error() string {
 	s := fmt.Sprintf("modelscope %s: HTTP %d", e.Op, e.Status)
 	if e.Code != 0 && e.Code != 200 {
