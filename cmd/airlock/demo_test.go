@@ -13,13 +13,20 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/airlock-dev/airlock/audit"
+	"github.com/airlock-dev/airlock/auth"
 	"github.com/airlock-dev/airlock/infer"
 )
 
 // TestDemoEndToEnd runs the whole demo (key, bundle, verify, serve) on a
 // loopback port and uses the served model through every route it mounts.
 func TestDemoEndToEnd(t *testing.T) {
+	// bcrypt at the production cost takes seconds under -race, twice
+	// (hashing the password, then checking it); the cost is not under test.
+	defer func(c int) { auth.BcryptCost = c }(auth.BcryptCost)
+	auth.BcryptCost = bcrypt.MinCost
 	dir := t.TempDir()
 	const user, password = "demo", "demo-password-for-tests"
 	ctx, cancel := context.WithCancel(context.Background())
@@ -52,8 +59,12 @@ func TestDemoEndToEnd(t *testing.T) {
 		t.Error("the password appears in the logs")
 	}
 
+	start := time.Now()
 	call := func(method, path, body string, withAuth bool) (int, http.Header, []byte) {
 		t.Helper()
+		defer func(t0 time.Time) {
+			t.Logf("%s /%s: %v (%v since serving)", method, path, time.Since(t0).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+		}(time.Now())
 		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
@@ -95,6 +106,8 @@ func TestDemoEndToEnd(t *testing.T) {
 	}
 
 	cancel()
+	stopping := time.Now()
+	defer func() { t.Logf("shutdown took %v", time.Since(stopping).Round(time.Millisecond)) }()
 	select {
 	case err := <-done:
 		if err != nil {

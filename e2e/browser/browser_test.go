@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/airlock-dev/airlock/audit"
 	"github.com/airlock-dev/airlock/auth"
 	"github.com/airlock-dev/airlock/infer"
@@ -153,6 +155,10 @@ func TestChatPageInChromium(t *testing.T) {
 	}
 	eng := &testEngine{Engine: model}
 
+	// bcrypt at the production cost takes seconds under -race; the cost is
+	// not under test here.
+	defer func(c int) { auth.BcryptCost = c }(auth.BcryptCost)
+	auth.BcryptCost = bcrypt.MinCost
 	dir := t.TempDir()
 	const user, password = "tester", "correct horse battery staple"
 	htpasswd := filepath.Join(dir, "htpasswd")
@@ -189,7 +195,8 @@ func TestChatPageInChromium(t *testing.T) {
 	}
 	defer shutdown()
 
-	runCtx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
+	// Generous: CI runs every package's tests at once on two cores.
+	runCtx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(runCtx, node, filepath.Join(e2eDir, "browser", "chat.mjs"))
 	cmd.Dir = e2eDir

@@ -68,7 +68,10 @@ async function main() {
     locale: "en-US",
     permissions: ["clipboard-read", "clipboard-write"],
   });
-  context.setDefaultTimeout(20000);
+  // Generous timeouts: CI runs every package's tests at once on two cores
+  // (and this server under -race).
+  context.setDefaultTimeout(60000);
+  context.setDefaultNavigationTimeout(90000);
   await context.route("**/*", (route) => {
     const req = route.request();
     if (!isLoopback(req.url())) {
