@@ -19,17 +19,18 @@ const (
 // workspace holds the activations of a forward pass over up to cap tokens,
 // so decoding allocates nothing per token. It belongs to one sequence.
 type workspace struct {
-	cap       int
-	x, xn     []float32 // [cap, hidden]
-	q, att    []float32 // [cap, heads*headDim]
-	k, v      []float32 // [cap, kvHeads*headDim]
-	gate, up  []float32 // [cap, intermediate]
-	proj      []float32 // [cap, hidden]
-	cos, sin  []float32 // [cap, headDim/2]
-	scores    []float32 // [heads, scoreCap]
-	scoreCap  int
-	logits    []float32 // [vocab] or [cap, vocab] for logitsAll
-	attn      attnJob
+	cap      int
+	x, xn    []float32 // [cap, hidden]
+	q, att   []float32 // [cap, heads*headDim]
+	k, v     []float32 // [cap, kvHeads*headDim]
+	gate, up []float32 // [cap, intermediate]
+	proj     []float32 // [cap, hidden]
+	cos, sin []float32 // [cap, headDim/2]
+	scores   []float32 // [heads, scoreCap]
+	kt, vt   []float32 // [kvHeads, headDim, scoreCap]: transposed cache for prompt chunks
+	scoreCap int
+	logits   []float32 // [vocab] or [cap, vocab] for logitsAll
+	attn     attnJob
 }
 
 func (m *Model) newWorkspace(tokens int) *workspace {
@@ -57,9 +58,14 @@ func (ws *workspace) ensure(m *Model, tokens, ctx int, mode logitsMode) {
 		ws.cos = make([]float32, tokens*c.HeadDim/2)
 		ws.sin = make([]float32, tokens*c.HeadDim/2)
 	}
-	if ctx > ws.scoreCap {
-		ws.scoreCap = (ctx + kvChunk - 1) / kvChunk * kvChunk
+	if ctx > ws.scoreCap || (tokens >= transposeMin && len(ws.kt) < c.NumKVHeads*c.HeadDim*ws.scoreCap) {
+		ws.scoreCap = max(ws.scoreCap, (ctx+kvChunk-1)/kvChunk*kvChunk)
 		ws.scores = make([]float32, c.NumHeads*ws.scoreCap)
+		ws.kt, ws.vt = nil, nil
+		if tokens >= transposeMin {
+			ws.kt = make([]float32, c.NumKVHeads*c.HeadDim*ws.scoreCap)
+			ws.vt = make([]float32, c.NumKVHeads*c.HeadDim*ws.scoreCap)
+		}
 	}
 	need := c.VocabSize
 	if mode == logitsAll {
@@ -167,13 +173,15 @@ func (m *Model) forward(ids []int, cache *KVCache, ws *workspace, mode logitsMod
 // handed to the kernels' worker pool is built once per workspace and a
 // decode step allocates nothing.
 type attnJob struct {
-	m        *Model
-	ws       *workspace
-	cache    *KVCache
-	li, n    int
-	start    int
-	run      func(h0, h1 int)
-	prepared bool
+	m         *Model
+	ws        *workspace
+	cache     *KVCache
+	li, n     int
+	start     int
+	run       func(h0, h1 int) // heads, reading the cache in place
+	runT      func(h0, h1 int) // headsTransposed
+	transpose func(g0, g1 int)
+	prepared  bool
 }
 
 // attention computes causal scaled-dot-product attention for the n new
@@ -186,8 +194,81 @@ func (m *Model) attention(ws *workspace, cache *KVCache, li, start, n int) {
 		j.run = j.heads
 	}
 	j.cache, j.li, j.start, j.n = cache, li, start, n
-	kernels.ParallelChunks(m.cfg.NumHeads, 1, j.run)
+	run := j.run
+	if n >= transposeMin {
+		if j.transpose == nil {
+			j.transpose, j.runT = j.transposeKV, j.headsTransposed
+		}
+		kernels.ParallelChunks(m.cfg.NumKVHeads, 1, j.transpose)
+		run = j.runT
+	}
+	kernels.ParallelChunks(m.cfg.NumHeads, 1, run)
 	j.cache = nil
+}
+
+// transposeMin is the prompt chunk length from which attention first
+// copies the cached keys and values of each KV head into [headDim, ctx]
+// order: then each query's scores and output become headDim long-vector
+// operations instead of ctx short dot products. Decoding (n = 1) reads the
+// cache in place.
+const transposeMin = 8
+
+// transposeKV fills ws.kt/ws.vt for KV heads [g0, g1).
+func (j *attnJob) transposeKV(g0, g1 int) {
+	c := j.m.cfg
+	ws := j.ws
+	hd, kvd := c.HeadDim, c.NumKVHeads*c.HeadDim
+	ctx, stride := j.start+j.n, ws.scoreCap
+	keys, vals := j.cache.k[j.li], j.cache.v[j.li]
+	for g := g0; g < g1; g++ {
+		for p := 0; p < ctx; p++ {
+			kr := keys[p*kvd+g*hd : p*kvd+(g+1)*hd]
+			vr := vals[p*kvd+g*hd : p*kvd+(g+1)*hd]
+			for d := range kr {
+				ws.kt[(g*hd+d)*stride+p] = kr[d]
+				ws.vt[(g*hd+d)*stride+p] = vr[d]
+			}
+		}
+	}
+}
+
+// headsTransposed is heads for a prompt chunk, on ws.kt/ws.vt.
+func (j *attnJob) headsTransposed(h0, h1 int) {
+	c := j.m.cfg
+	ws := j.ws
+	hd, qd := c.HeadDim, c.NumHeads*c.HeadDim
+	group := c.NumHeads / c.NumKVHeads
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	stride := ws.scoreCap
+	for h := h0; h < h1; h++ {
+		g := h / group
+		kt := ws.kt[g*hd*stride : (g+1)*hd*stride]
+		vt := ws.vt[g*hd*stride : (g+1)*hd*stride]
+		for t := 0; t < j.n; t++ {
+			ctx := j.start + t + 1
+			sc := ws.scores[h*stride : h*stride+ctx]
+			clear(sc)
+			q := ws.q[t*qd+h*hd : t*qd+(h+1)*hd]
+			for d, qv := range q {
+				kernels.AxpyF32(sc, qv*scale, kt[d*stride:d*stride+ctx])
+			}
+			maxS := float32(math.Inf(-1))
+			for _, v := range sc {
+				maxS = max(maxS, v)
+			}
+			var sum float32
+			for p, v := range sc {
+				e := expf(v - maxS)
+				sc[p] = e
+				sum += e
+			}
+			inv := 1 / sum
+			out := ws.att[t*qd+h*hd : t*qd+(h+1)*hd]
+			for d := range out {
+				out[d] = kernels.DotF32(sc, vt[d*stride:d*stride+ctx]) * inv
+			}
+		}
+	}
 }
 
 func (j *attnJob) heads(h0, h1 int) {
