@@ -37,6 +37,11 @@ type Options struct {
 	// MaxPromptTokens bounds the rendered prompt in tokens (400 beyond);
 	// the model's context length bounds it too.
 	MaxPromptTokens int
+	// ModelName and ManifestSHA256 go into each audit record (defaults:
+	// the engine's name, and none). Values already set by the serving
+	// middleware are kept.
+	ModelName      string
+	ManifestSHA256 string
 }
 
 // Response is the body of a successful POST /api/infer. Exactly one of
@@ -65,6 +70,9 @@ func New(engine runtime.Engine, opts Options) http.Handler {
 	if opts.MaxPromptTokens <= 0 {
 		opts.MaxPromptTokens = DefaultMaxPromptTokens
 	}
+	if opts.ModelName == "" {
+		opts.ModelName = engine.Info().Name
+	}
 	return &handler{engine: engine, opts: opts}
 }
 
@@ -75,7 +83,12 @@ type handler struct {
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	details := audit.DetailsFrom(r.Context())
-	details.Model = h.engine.Info().Name
+	if details.Model == "" {
+		details.Model = h.opts.ModelName
+	}
+	if details.ManifestSHA256 == "" {
+		details.ManifestSHA256 = h.opts.ManifestSHA256
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		writeError(w, details, &requestError{status: http.StatusMethodNotAllowed, code: "method_not_allowed",

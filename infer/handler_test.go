@@ -247,6 +247,19 @@ func TestClientErrors(t *testing.T) {
 	}
 }
 
+func TestAuditModelFields(t *testing.T) {
+	eng := &fakeEngine{ctxLen: 4096, score: keywordScorer}
+	sha := strings.Repeat("ab", 32)
+	r := do(t, New(eng, Options{ModelName: "served-name", ManifestSHA256: sha}), `{"text":"好","mode":"emotion"}`)
+	if r.details.Model != "served-name" || r.details.ManifestSHA256 != sha {
+		t.Errorf("details %+v", r.details)
+	}
+	r = do(t, Handler(eng), `{"text":"好","mode":"emotion"}`)
+	if r.details.Model != "fake" || r.details.ManifestSHA256 != "" {
+		t.Errorf("default details %+v", r.details)
+	}
+}
+
 func TestMethodAndContentType(t *testing.T) {
 	h := Handler(&fakeEngine{score: keywordScorer})
 	r := doReq(t, h, http.MethodGet, "", "")
