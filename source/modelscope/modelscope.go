@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"unicode"
 
 	"github.com/airlock-dev/airlock/internal/version"
 	"github.com/airlock-dev/airlock/manifests"
@@ -209,11 +210,17 @@ func (s *Source) api(ctx context.Context, op, pathQuery string, out any) error {
 	if err != nil {
 		return fmt.Errorf("modelscope %s: read answer: %w", op, err)
 	}
+	return decodeEnvelope(op, resp.StatusCode, body, out)
+}
+
+// decodeEnvelope checks a hub answer (success means HTTP 200, Code 200 and
+// Success true) and decodes its Data into out.
+func decodeEnvelope(op string, status int, body []byte, out any) error {
 	var env envelope
 	jsonErr := json.Unmarshal(body, &env)
-	if resp.StatusCode != http.StatusOK || jsonErr != nil || env.Code != 200 || !env.Success {
-		ae := &APIError{Op: op, Status: resp.StatusCode, Code: env.Code, Message: env.Message, RequestID: env.RequestID}
-		if jsonErr != nil && resp.StatusCode == http.StatusOK {
+	if status != http.StatusOK || jsonErr != nil || env.Code != 200 || !env.Success {
+		ae := &APIError{Op: op, Status: status, Code: env.Code, Message: env.Message, RequestID: env.RequestID}
+		if jsonErr != nil && status == http.StatusOK {
 			ae.Message = "answer is not a ModelScope JSON envelope"
 		}
 		if ae.Message == "" {
@@ -300,49 +307,10 @@ func (s *Source) Resolve(ctx context.Context) (*source.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	snap := &source.Snapshot{Source: manifests.Source{Kind: "modelscope", ID: s.Model, Revision: rev}}
-	var items []fetch.Item
-	seen := map[string]bool{}
-	for _, f := range listing {
-		if f.Type == "tree" {
-			continue
-		}
-		if f.Type != "blob" {
-			return nil, fmt.Errorf("modelscope %s: %s: unknown entry type %q", s.Model, f.Path, f.Type)
-		}
-		base := f.Path[strings.LastIndex(f.Path, "/")+1:]
-		if base == ".gitattributes" || base == ".gitignore" {
-			continue
-		}
-		if err := manifests.CheckPath(f.Path); err != nil {
-			return nil, fmt.Errorf("modelscope %s: hub lists unsafe path %q: %w", s.Model, f.Path, err)
-		}
-		if !manifests.MatchGlobs(s.Include, s.Exclude, f.Path) {
-			continue
-		}
-		if seen[f.Path] {
-			return nil, fmt.Errorf("modelscope %s: hub lists %s twice", s.Model, f.Path)
-		}
-		seen[f.Path] = true
-		sha := strings.ToLower(f.Sha256)
-		if sha == "" && !s.TrustUnlisted {
-			return nil, fmt.Errorf("modelscope %s: hub lists no sha256 for %s; refusing unverifiable content (--trust-unlisted-checksums accepts it on first use)", s.Model, f.Path)
-		}
-		if f.Size < 0 {
-			return nil, fmt.Errorf("modelscope %s: %s: negative size", s.Model, f.Path)
-		}
-		snap.Files = append(snap.Files, source.File{Entry: manifests.File{
-			Path: f.Path, Size: f.Size, SHA256: sha, Role: local.RoleOf(f.Path), UpstreamRevision: f.Revision,
-		}})
-		items = append(items, fetch.Item{
-			Name: f.Path, URL: s.FileURL(ep, rev, f.Path), Header: s.header(), Size: f.Size, SHA256: sha,
-			Unverified: sha == "",
-		})
+	snap, items, err := s.plan(ep, rev, listing)
+	if err != nil {
+		return nil, err
 	}
-	if len(snap.Files) == 0 {
-		return nil, fmt.Errorf("modelscope %s@%s: no files selected", s.Model, rev)
-	}
-	sort.Slice(snap.Files, func(i, j int) bool { return snap.Files[i].Entry.Path < snap.Files[j].Entry.Path })
 	if s.BeforeDownload != nil {
 		if err := s.BeforeDownload(snap); err != nil {
 			return nil, err
@@ -363,6 +331,74 @@ func (s *Source) Resolve(ctx context.Context) (*source.Snapshot, error) {
 		snap.Files[i].Open = func(context.Context) (io.ReadCloser, error) { return os.Open(p) }
 	}
 	return snap, nil
+}
+
+// plan turns the hub's listing into the snapshot's entries (sorted by
+// path, without Open) and the downloads, refusing unsafe or unverifiable
+// entries.
+func (s *Source) plan(ep, rev string, listing []RepoFile) (*source.Snapshot, []fetch.Item, error) {
+	snap := &source.Snapshot{Source: manifests.Source{Kind: "modelscope", ID: s.Model, Revision: rev}}
+	var items []fetch.Item
+	seen := map[string]bool{}
+	for _, f := range listing {
+		if f.Type == "tree" {
+			continue
+		}
+		if f.Type != "blob" {
+			return nil, nil, fmt.Errorf("modelscope %s: %s: unknown entry type %q", s.Model, f.Path, f.Type)
+		}
+		base := f.Path[strings.LastIndex(f.Path, "/")+1:]
+		if base == ".gitattributes" || base == ".gitignore" {
+			continue
+		}
+		if err := manifests.CheckPath(f.Path); err != nil {
+			return nil, nil, fmt.Errorf("modelscope %s: hub lists unsafe path %q: %w", s.Model, f.Path, err)
+		}
+		if !manifests.MatchGlobs(s.Include, s.Exclude, f.Path) {
+			continue
+		}
+		if seen[f.Path] {
+			return nil, nil, fmt.Errorf("modelscope %s: hub lists %s twice", s.Model, f.Path)
+		}
+		seen[f.Path] = true
+		sha := strings.ToLower(f.Sha256)
+		if sha == "" && !s.TrustUnlisted {
+			return nil, nil, fmt.Errorf("modelscope %s: hub lists no sha256 for %s; refusing unverifiable content (--trust-unlisted-checksums accepts it on first use)", s.Model, f.Path)
+		}
+		if sha != "" && !isHex64(sha) {
+			return nil, nil, fmt.Errorf("modelscope %s: hub lists a malformed sha256 %q for %s", s.Model, sha, f.Path)
+		}
+		if f.Size < 0 {
+			return nil, nil, fmt.Errorf("modelscope %s: %s: negative size", s.Model, f.Path)
+		}
+		if len(f.Revision) > 256 || strings.IndexFunc(f.Revision, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+			return nil, nil, fmt.Errorf("modelscope %s: %s: malformed revision %q", s.Model, f.Path, f.Revision)
+		}
+		snap.Files = append(snap.Files, source.File{Entry: manifests.File{
+			Path: f.Path, Size: f.Size, SHA256: sha, Role: local.RoleOf(f.Path), UpstreamRevision: f.Revision,
+		}})
+		items = append(items, fetch.Item{
+			Name: f.Path, URL: s.FileURL(ep, rev, f.Path), Header: s.header(), Size: f.Size, SHA256: sha,
+			Unverified: sha == "",
+		})
+	}
+	if len(snap.Files) == 0 {
+		return nil, nil, fmt.Errorf("modelscope %s@%s: no files selected", s.Model, rev)
+	}
+	sort.Slice(snap.Files, func(i, j int) bool { return snap.Files[i].Entry.Path < snap.Files[j].Entry.Path })
+	return snap, items, nil
+}
+
+func isHex64(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func list(xs []string) string {

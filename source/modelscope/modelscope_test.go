@@ -2,6 +2,7 @@ package modelscope
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -409,4 +410,66 @@ func TestEndpointFromEnv(t *testing.T) {
 	if _, err := s.endpoint(); err == nil {
 		t.Fatal("plain http to a remote host accepted")
 	}
+}
+
+func FuzzPlan(f *testing.F) {
+	f.Add([]byte(`[{"Name":"config.json","Path":"config.json","Type":"blob","Size":10,"Sha256":"` + strings.Repeat("a", 64) + `","Revision":"r1"},{"Path":"sub","Type":"tree"}]`))
+	f.Add([]byte(`[{"Path":"../x","Type":"blob","Sha256":"` + strings.Repeat("b", 64) + `"}]`))
+	f.Add([]byte(`[{"Path":".gitattributes","Type":"blob"},{"Path":"a b/c.txt","Type":"blob","Size":1,"Sha256":"` + strings.Repeat("c", 64) + `"}]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var listing []RepoFile
+		if json.Unmarshal(data, &listing) != nil {
+			return
+		}
+		s := &Source{Model: qwen, Exclude: []string{"*.bin"}}
+		snap, items, err := s.plan("https://hub.example", "master", listing)
+		if err != nil {
+			return
+		}
+		if len(items) != len(snap.Files) {
+			t.Fatalf("%d items for %d files", len(items), len(snap.Files))
+		}
+		seen := map[string]bool{}
+		for _, f := range snap.Files {
+			e := f.Entry
+			if err := manifests.CheckPath(e.Path); err != nil {
+				t.Fatalf("unsafe path %q accepted: %v", e.Path, err)
+			}
+			if seen[e.Path] {
+				t.Fatalf("%s twice", e.Path)
+			}
+			seen[e.Path] = true
+			if strings.HasSuffix(e.Path, ".gitattributes") || strings.HasSuffix(e.Path, ".bin") {
+				t.Fatalf("%s selected", e.Path)
+			}
+			if !isHex64(e.SHA256) || e.Size < 0 {
+				t.Fatalf("unverifiable entry %+v", e)
+			}
+			if err := (&manifests.File{Path: e.Path, Size: e.Size, SHA256: e.SHA256, Role: e.Role, UpstreamRevision: e.UpstreamRevision}).Validate(); err != nil {
+				t.Fatalf("entry the manifest would refuse: %v", err)
+			}
+		}
+		for _, it := range items {
+			if !strings.HasPrefix(it.URL, "https://hub.example/api/v1/models/qwen/Qwen1.5-0.5B-Chat/repo?") {
+				t.Fatalf("download URL %q", it.URL)
+			}
+		}
+	})
+}
+
+func FuzzDecodeEnvelope(f *testing.F) {
+	f.Add(200, []byte(`{"Code":200,"Data":{"Files":[]},"Message":"success","RequestId":"x","Success":true}`))
+	f.Add(404, []byte(`{"Code":10010205001,"Message":"not found","Success":false}`))
+	f.Add(200, []byte(`<html>`))
+	f.Fuzz(func(t *testing.T, status int, body []byte) {
+		var out struct{ Files []RepoFile }
+		err := decodeEnvelope("files", status, body, &out)
+		if err == nil && status != 200 {
+			t.Fatalf("status %d accepted", status)
+		}
+		var ae *APIError
+		if err != nil && errors.As(err, &ae) && ae.Status != status {
+			t.Fatalf("error status %d, answer %d", ae.Status, status)
+		}
+	})
 }
