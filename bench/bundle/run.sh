@@ -9,8 +9,10 @@
 #   manual:  tar -cf - DIR | zstd -T0 -3 > M.tar.zst; sha256sum DIR/*
 #   verify:  airlock verify B.tar.zst --pubkey K.pub --out OUT [--no-sync]
 #   manual:  zstd -dc M.tar.zst | tar -x; sha256sum -c
-# and prints the median, min and max wall time, throughput, peak RSS, and
+# and prints the median, min and max wall time, throughput, peak RSS, CPU
+# seconds (user+sys; less sensitive to other load than wall time), and
 # manual/airlock ratios. Needs zstd, GNU tar, coreutils, /usr/bin/time.
+# Note: peak RSS of a shell pipeline is that of its largest process.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 size=${1:-2GiB}
@@ -29,10 +31,11 @@ cat "$work/model"/* >/dev/null # warm the page cache
 results="$work/results.tsv"
 : >"$results"
 
-# timed NAME CMD...: runs CMD, appends "NAME seconds maxrss_kb" to results.
+# timed NAME CMD...: runs CMD, appends "NAME wall_s maxrss_kb user_s sys_s".
 timed() {
   local name=$1; shift
-  /usr/bin/time -f "$name %e %M" -a -o "$results" "$@" >/dev/null 2>"$work/stderr" ||
+  sync # flush the previous step's dirty pages outside the timing
+  /usr/bin/time -f "$name %e %M %U %S" -a -o "$results" "$@" >/dev/null 2>"$work/stderr" ||
     { cat "$work/stderr" >&2; exit 1; }
 }
 
@@ -57,14 +60,15 @@ import sys, statistics
 rows = [l.split() for l in open(sys.argv[1]) if l.strip() and not l.startswith("Command")]
 size = int(sys.argv[2])
 by = {}
-for name, secs, rss in rows:
-    by.setdefault(name, []).append((float(secs), int(rss)))
+for name, secs, rss, usr, sys_ in rows:
+    by.setdefault(name, []).append((float(secs), int(rss), float(usr) + float(sys_)))
 med = {}
-print(f"{'step':15} {'n':>2} {'median s':>9} {'min s':>7} {'max s':>7} {'MB/s':>7} {'peak RSS MB':>12}")
+print(f"{'step':15} {'n':>2} {'median s':>9} {'min s':>7} {'max s':>7} {'MB/s':>7} {'peak RSS MB':>12} {'CPU s':>7} {'MB/CPU-s':>9}")
 for name, v in by.items():
-    t = [s for s, _ in v]
+    t = [s for s, _, _ in v]
+    cpu = statistics.median([c for _, _, c in v])
     med[name] = statistics.median(t)
-    print(f"{name:15} {len(t):2} {med[name]:9.2f} {min(t):7.2f} {max(t):7.2f} {size/med[name]/1e6:7.0f} {max(r for _, r in v)/1024:12.0f}")
+    print(f"{name:15} {len(t):2} {med[name]:9.2f} {min(t):7.2f} {max(t):7.2f} {size/med[name]/1e6:7.0f} {max(r for _, r, _ in v)/1024:12.0f} {cpu:7.2f} {size/cpu/1e6:9.0f}")
 def ratio(a, b):
     if a in med and b in med:
         print(f"{b}/{a} (speed-up of airlock): {med[b]/med[a]:.2f}x")
