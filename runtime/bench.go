@@ -59,6 +59,8 @@ func Bench(ctx context.Context, m *Model, opts BenchOptions) (BenchResult, error
 		logf = func(string, ...any) {}
 	}
 	res := BenchResult{LoadMS: float64(m.LoadDuration.Microseconds()) / 1000, WeightBytesPerToken: m.info.WeightBytes}
+	logf("load: %.0f ms (weights %.0f ms, tokenizer and the rest %.0f ms)", res.LoadMS,
+		float64(m.WeightsDuration.Microseconds())/1000, float64((m.LoadDuration-m.WeightsDuration).Microseconds())/1000)
 	ids := benchIDs(m, 512+opts.DecodeTokens)
 	sess := m.NewSession(512 + opts.DecodeTokens + 1)
 	// One short warm-up pass sizes the buffers and touches the code paths.
@@ -66,31 +68,33 @@ func Bench(ctx context.Context, m *Model, opts BenchOptions) (BenchResult, error
 		return res, fmt.Errorf("bench: %w", err)
 	}
 	for _, n := range []int{64, 512} {
-		var rates []float64
+		var rates, cpuRates []float64
 		for r := 0; r < opts.Repeats; r++ {
 			sess.Reset()
-			start := time.Now()
+			start, cpu0 := time.Now(), cpuSeconds()
 			if _, err := sess.Append(ctx, ids[:n]); err != nil {
 				return res, fmt.Errorf("bench: prefill %d: %w", n, err)
 			}
 			rates = append(rates, float64(n)/time.Since(start).Seconds())
+			cpuRates = append(cpuRates, float64(n)/(cpuSeconds()-cpu0))
 		}
 		med := median(rates)
-		logf("prefill %d tokens: %.1f tok/s (runs %s)", n, med, fmtRates(rates))
+		logf("prefill %d tokens: %.1f tok/s (runs %s); %.1f tokens per CPU-second (runs %s)",
+			n, med, fmtRates(rates), median(cpuRates), fmtRates(cpuRates))
 		if n == 64 {
 			res.Prefill64TokS = med
 		} else {
 			res.Prefill512TokS = med
 		}
 	}
-	var rates []float64
+	var rates, cpuRates []float64
 	for r := 0; r < opts.Repeats; r++ {
 		sess.Reset()
 		logits, err := sess.Append(ctx, ids[:16])
 		if err != nil {
 			return res, fmt.Errorf("bench: %w", err)
 		}
-		start := time.Now()
+		start, cpu0 := time.Now(), cpuSeconds()
 		for i := 0; i < opts.DecodeTokens; i++ {
 			next := sample.Argmax(logits)
 			if logits, err = sess.Append(ctx, []int{next}); err != nil {
@@ -98,17 +102,19 @@ func Bench(ctx context.Context, m *Model, opts BenchOptions) (BenchResult, error
 			}
 		}
 		rates = append(rates, float64(opts.DecodeTokens)/time.Since(start).Seconds())
+		cpuRates = append(cpuRates, float64(opts.DecodeTokens)/(cpuSeconds()-cpu0))
 	}
 	res.DecodeTokS = median(rates)
-	logf("decode %d tokens: %.2f tok/s (runs %s)", opts.DecodeTokens, res.DecodeTokS, fmtRates(rates))
+	logf("decode %d tokens: %.2f tok/s (runs %s); %.2f tokens per CPU-second (runs %s)",
+		opts.DecodeTokens, res.DecodeTokS, fmtRates(rates), median(cpuRates), fmtRates(cpuRates))
 
 	prompt, err := benchChat(m, 30)
 	if err != nil {
 		return res, err
 	}
-	var ttfts []float64
+	var ttfts, ttftCPU []float64
 	for r := 0; r < opts.Repeats; r++ {
-		start := time.Now()
+		start, cpu0 := time.Now(), cpuSeconds()
 		ids := m.Encode(prompt)
 		if ids == nil {
 			ids = benchIDs(m, 30)
@@ -120,10 +126,12 @@ func Bench(ctx context.Context, m *Model, opts BenchOptions) (BenchResult, error
 		}
 		_ = sample.Argmax(logits)
 		ttfts = append(ttfts, float64(time.Since(start).Microseconds())/1000)
+		ttftCPU = append(ttftCPU, (cpuSeconds()-cpu0)*1000)
 		m.releaseSession(s)
 	}
 	res.TTFTMS = median(ttfts)
-	logf("time to first token (30-token chat prompt): %.1f ms (runs %s)", res.TTFTMS, fmtRates(ttfts))
+	logf("time to first token (%d-token chat prompt): %.1f ms (runs %s); %.1f CPU-ms (runs %s)",
+		len(m.Encode(prompt)), res.TTFTMS, fmtRates(ttfts), median(ttftCPU), fmtRates(ttftCPU))
 	res.PeakRSSBytes = peakRSS()
 	res.MemBWGBs = kernels.MeasureBandwidth(opts.BandwidthMiB<<20, 2*opts.Repeats+1)
 	logf("memory bandwidth: %.1f GB/s", res.MemBWGBs)

@@ -61,8 +61,9 @@ type Model struct {
 	// refHead is the lm_head upcast for the reference path, made on first use.
 	refHead     *mat.Dense[float32]
 	refHeadOnce sync.Once
-	// LoadDuration is how long Load took.
-	LoadDuration time.Duration
+	// LoadDuration is how long Load took; WeightsDuration is the part spent
+	// opening and binding the weights (the rest is mostly the tokenizer).
+	LoadDuration, WeightsDuration time.Duration
 }
 
 // Load opens the model in dir: config.json, generation_config.json, the
@@ -86,6 +87,7 @@ func Load(dir string, opts LoadOptions) (*Model, error) {
 		return nil, fmt.Errorf("load %s: %w", dir, err)
 	}
 	m.gen = gen
+	m.WeightsDuration = time.Since(start)
 	text, err := loadTextCodec(dir)
 	if err != nil {
 		m.Close()

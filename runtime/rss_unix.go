@@ -19,3 +19,12 @@ func peakRSS() int64 {
 	}
 	return ru.Maxrss * 1024 // KiB on Linux
 }
+
+// cpuSeconds returns the process's user+system CPU time so far.
+func cpuSeconds() float64 {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
+}
