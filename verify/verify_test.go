@@ -536,3 +536,29 @@ func treeContents(t *testing.T, dir string) string {
 	}
 	return sb.String()
 }
+
+func TestDetachedSignature(t *testing.T) {
+	k := newKeys(t)
+	path, data := makeBundle(t, k)
+	s, err := Detached(path, k.pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(s.TrustedComment, "file:tiny.tar.zst") {
+		t.Fatalf("trusted comment %q", s.TrustedComment)
+	}
+	if _, err := Detached(path, newKeys(t).pub); err == nil {
+		t.Fatal("wrong key accepted")
+	}
+	data[len(data)/2] ^= 1
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Detached(path, k.pub); !errors.Is(err, signing.ErrBadSignature) {
+		t.Fatalf("modified bundle: %v", err)
+	}
+	_ = os.Remove(path + ".minisig")
+	if _, err := Detached(path, k.pub); err == nil {
+		t.Fatal("missing detached signature accepted")
+	}
+}

@@ -102,7 +102,7 @@ func TestKeygenBundleVerifyInspect(t *testing.T) {
 	if code, _ := captureRun(t, "verify", b, "--pubkey", key+".pub", "--out", inst); code != exitFailure {
 		t.Fatalf("verify into existing dir: exit %d", code)
 	}
-	if code, _ := captureRun(t, "verify", b, "--pubkey", key+".pub", "--out", inst, "--force"); code != exitOK {
+	if code, _ := captureRun(t, "verify", b, "--pubkey", key+".pub", "--out", inst, "--force", "--detached"); code != exitOK {
 		t.Fatalf("verify --force: exit %d", code)
 	}
 	if code, out := captureRun(t, "verify", inst, "-p", key+".pub"); code != exitOK || !strings.Contains(out, "matches") {

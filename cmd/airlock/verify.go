@@ -34,6 +34,7 @@ func init() {
 			&cli.BoolFlag{Name: "force", Usage: "replace an existing --out directory (atomically)"},
 			&cli.BoolFlag{Name: "quick", Usage: "directory check: compare sizes only, skip re-hashing"},
 			&cli.BoolFlag{Name: "no-sync", Usage: "do not flush extracted files to disk before installing them"},
+			&cli.BoolFlag{Name: "detached", Usage: "also check FILE.tar.zst.minisig over the whole file first (one extra read)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON on stdout"},
 		},
 		Action: runVerify,
@@ -105,6 +106,11 @@ func verifyBundle(c *cli.Context, path string, pub signing.PublicKey) (verifyRes
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res := verifyResult{Bundle: path, Dir: c.String("out"), FullHashes: true}
+	if c.Bool("detached") {
+		if _, err := verify.Detached(path, pub); err != nil {
+			return res, fmt.Errorf("verify %s: %w", path, err)
+		}
+	}
 	m, err := verify.Extract(ctx, path, pub, c.String("out"), verify.Options{
 		Force: c.Bool("force"), NoSync: c.Bool("no-sync"), Progress: os.Stderr,
 	})
