@@ -192,7 +192,7 @@ func extractFiles(ctx context.Context, r *bundle.Reader, m *manifests.Manifest, 
 			}
 			made[dir] = true
 		}
-		if err := extractOne(r, want, staging, opts, bufs, bar); err != nil {
+		if err := extractOne(ctx, r, want, staging, opts, bufs, bar); err != nil {
 			return fmt.Errorf("%s: %w", want.Path, err)
 		}
 	}
@@ -211,7 +211,7 @@ func extractFiles(ctx context.Context, r *bundle.Reader, m *manifests.Manifest, 
 
 // extractOne copies one entry into the staging directory, hashing on one
 // core while the next chunk is decompressed and this one is written.
-func extractOne(r io.Reader, want *manifests.File, staging string, opts Options, bufs [2][]byte, bar *progress.Bar) error {
+func extractOne(ctx context.Context, r io.Reader, want *manifests.File, staging string, opts Options, bufs [2][]byte, bar *progress.Bar) error {
 	mode := os.FileMode(0o644)
 	if want.Role == manifests.RoleRuntime {
 		mode = 0o755
@@ -252,7 +252,9 @@ func extractOne(r io.Reader, want *manifests.File, staging string, opts Options,
 			}
 		}(cur)
 		if remaining > 0 {
-			next, readErr = read(bufs[1-which])
+			if readErr = ctx.Err(); readErr == nil {
+				next, readErr = read(bufs[1-which])
+			}
 		}
 		wg.Wait()
 		err = errors.Join(werr, readErr)

@@ -562,3 +562,15 @@ func TestDetachedSignature(t *testing.T) {
 		t.Fatal("missing detached signature accepted")
 	}
 }
+
+func TestCancelledExtractLeavesNothing(t *testing.T) {
+	k := newKeys(t)
+	path, _ := makeBundle(t, k)
+	work := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Extract(ctx, path, k.pub, filepath.Join(work, "model"), Options{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled extract: %v", err)
+	}
+	assertNoLeftovers(t, work, nil)
+}
