@@ -39,23 +39,31 @@ func MeasureBandwidth(bytes int, repeats int) (gbPerSec float64) {
 	repeats = max(repeats, 1)
 	buf, free := allocScratch(bytes / 8)
 	defer free()
-	const chunk = 1 << 15 // 256 KiB of uint64s per parallel chunk
-	ParallelChunks(len(buf), chunk, func(s, e int) {
+	ParallelChunks(len(buf), bandwidthChunk, func(s, e int) {
 		for i := s; i < e; i++ {
 			buf[i] = uint64(i)
 		}
 	})
 	rates := make([]float64, 0, repeats)
 	for r := 0; r < repeats; r++ {
-		var total atomic.Uint64
-		start := time.Now()
-		ParallelChunks(len(buf), chunk, func(s, e int) {
-			total.Add(sumU64(buf[s:e]))
-		})
-		el := time.Since(start).Seconds()
-		bandwidthSink.Add(total.Load())
-		rates = append(rates, float64(len(buf)*8)/el/1e9)
+		rates = append(rates, readRate(buf))
 	}
 	slices.Sort(rates)
 	return rates[len(rates)/2]
+}
+
+// bandwidthChunk is the uint64s per parallel chunk of a bandwidth pass
+// (256 KiB).
+const bandwidthChunk = 1 << 15
+
+// readRate sums buf once on the pool and returns the rate in GB/s.
+func readRate(buf []uint64) float64 {
+	var total atomic.Uint64
+	start := time.Now()
+	ParallelChunks(len(buf), bandwidthChunk, func(s, e int) {
+		total.Add(sumU64(buf[s:e]))
+	})
+	el := time.Since(start).Seconds()
+	bandwidthSink.Add(total.Load())
+	return float64(len(buf)*8) / el / 1e9
 }

@@ -1,8 +1,10 @@
 package kernels
 
 import (
+	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 // qwenLayer lists the [rows, cols] of one Qwen1.5-0.5B decoder layer's
@@ -57,8 +59,11 @@ func loadQwenWeights() *qwenWeights {
 
 // BenchmarkDecodeModel runs the 169 matrix-vector products of one decoded
 // token of Qwen1.5-0.5B (the weights, 928 MB, stream from memory each
-// token) and reports tokens/s, weight GB/s, the streaming-read bandwidth
-// measured in the same run, and their ratio (the decode bar is ≥ 0.6).
+// token) and reports tokens/s and weight GB/s. Each token is paired with
+// a streaming-read pass over a 512 MiB buffer right after it, and
+// frac_of_bw is the median over pairs of decode GB/s ÷ read GB/s (the
+// decode bar is ≥ 0.6); pairing keeps the ratio fair when other processes
+// load the machine unevenly.
 func BenchmarkDecodeModel(b *testing.B) {
 	m := loadQwenWeights()
 	x := make([]float32, 2816)
@@ -74,17 +79,35 @@ func BenchmarkDecodeModel(b *testing.B) {
 		}
 		MatVecBF16(y, m.head, x, qwenVocab, qwenHidden)
 	}
+	buf, free := allocScratch((512 << 20) / 8)
+	defer free()
+	Parallel(len(buf), func(s, e int) {
+		for i := s; i < e; i++ {
+			buf[i] = uint64(i)
+		}
+	})
 	step()
-	bw := MeasureBandwidth(512<<20, 5)
+	var fracs, bws []float64
+	var decodeTime time.Duration
 	b.SetBytes(m.bytes)
 	b.ResetTimer()
 	for b.Loop() {
+		start := time.Now()
 		step()
+		el := time.Since(start)
+		decodeTime += el
+		b.StopTimer()
+		bw := readRate(buf)
+		b.StartTimer()
+		bws = append(bws, bw)
+		fracs = append(fracs, float64(m.bytes)/el.Seconds()/1e9/bw)
 	}
-	sec := b.Elapsed().Seconds() / float64(b.N)
+	slices.Sort(fracs)
+	slices.Sort(bws)
+	sec := decodeTime.Seconds() / float64(b.N)
 	b.ReportMetric(1/sec, "tok/s")
-	b.ReportMetric(bw, "bw_GB/s")
-	b.ReportMetric(float64(m.bytes)/sec/1e9/bw, "frac_of_bw")
+	b.ReportMetric(bws[len(bws)/2], "bw_GB/s")
+	b.ReportMetric(fracs[len(fracs)/2], "frac_of_bw")
 }
 
 // BenchmarkPrefillModel runs the matrix products of a prompt through
