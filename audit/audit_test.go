@@ -282,3 +282,20 @@ func TestSecondWriterRefused(t *testing.T) {
 	}
 	w2.Close()
 }
+
+// BenchmarkAppendSerial is the baseline for BenchmarkAppendParallel: one
+// caller, so every record pays its own fsync.
+func BenchmarkAppendSerial(b *testing.B) {
+	w, err := Open(filepath.Join(b.TempDir(), "audit.log"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	for b.Loop() {
+		rec := &Record{RequestID: "x", Route: "/v1/chat/completions", Status: 200}
+		rec.SetContent(ContentFull, "hello", "world")
+		if err := w.Append(rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
