@@ -5,13 +5,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/airlock-dev/airlock/audit"
 	"github.com/airlock-dev/airlock/runtime"
 )
 
@@ -172,5 +175,45 @@ func TestTinyModelQueueAndCancel(t *testing.T) {
 	}
 	if statuses[StatusClientClosed] != 1 || statuses[200] != 1 || statuses[429] != 1 || len(recs) != 3 {
 		t.Fatalf("audit statuses %v", statuses)
+	}
+}
+
+// TestServedLogTampering edits, deletes, reorders and truncates records of
+// a log written by a real server and checks Verify names each.
+func TestServedLogTampering(t *testing.T) {
+	ts := startServer(t, loadTiny(t), nil)
+	for i := range 5 {
+		resp, body := ts.request("POST", "/v1/chat/completions", tinyChat(i%2 == 0, map[string]any{"max_tokens": 2}), authBasic)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+	}
+	_ = ts.auditRecords() // stops the server and checks the intact chain
+	orig, err := os.ReadFile(ts.auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.SplitAfter(orig, []byte("\n"))[:5]
+	join := func(ls ...[]byte) []byte { return bytes.Join(ls, nil) }
+	for _, tc := range []struct {
+		name string
+		data []byte
+		kind string
+		line int
+	}{
+		{"edited", join(lines[0], bytes.Replace(lines[1], []byte(`"user":"alice"`), []byte(`"user":"carol"`), 1), lines[2], lines[3], lines[4]), audit.KindEdited, 2},
+		{"deleted", join(lines[0], lines[1], lines[3], lines[4]), audit.KindDeleted, 3},
+		{"reordered", join(lines[0], lines[2], lines[1], lines[3], lines[4]), audit.KindReordered, 2},
+		{"truncated", join(lines[0], lines[1], lines[2], lines[3], lines[4][:40]), audit.KindTruncated, 5},
+	} {
+		path := filepath.Join(t.TempDir(), "audit.log")
+		if err := os.WriteFile(path, tc.data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := audit.Verify([]string{path}, audit.VerifyOptions{})
+		var ce *audit.ChainError
+		if !errors.As(err, &ce) || ce.Kind != tc.kind || ce.Line != tc.line {
+			t.Errorf("%s: got %v, want %s at line %d", tc.name, err, tc.kind, tc.line)
+		}
 	}
 }
