@@ -526,7 +526,14 @@ func TestCancelOnDisconnect(t *testing.T) {
 		req, _ := http.NewRequestWithContext(ctx, "POST", ts.url+"/v1/chat/completions", bytes.NewReader(j))
 		req.SetBasicAuth(testUser, testPass)
 		if !stream {
-			go func() { time.Sleep(100 * time.Millisecond); cancel() }()
+			// Hang up once the generation is running.
+			go func() {
+				for eng.active.Load() == 0 {
+					time.Sleep(time.Millisecond)
+				}
+				time.Sleep(30 * time.Millisecond)
+				cancel()
+			}()
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if stream {

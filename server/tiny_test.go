@@ -130,14 +130,14 @@ func TestTinyModelChat(t *testing.T) {
 }
 
 func TestTinyModelQueueAndCancel(t *testing.T) {
-	eng := slowEngine{loadTiny(t), 20 * time.Millisecond}
+	eng := slowEngine{loadTiny(t), 50 * time.Millisecond}
 	ts := startServer(t, eng, func(c *Config) { c.Concurrency, c.Queue = 1, 1 })
 
 	// One streaming request holds the slot; a second waits; a third is
 	// turned away with 429.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	j, _ := json.Marshal(tinyChat(true, map[string]any{"max_tokens": 400}))
+	j, _ := json.Marshal(tinyChat(true, map[string]any{"max_tokens": 500})) // at least 25 s
 	req, _ := http.NewRequestWithContext(ctx, "POST", ts.url+"/v1/chat/completions", bytes.NewReader(j))
 	req.SetBasicAuth(testUser, testPass)
 	resp, err := http.DefaultClient.Do(req)
@@ -158,14 +158,14 @@ func TestTinyModelQueueAndCancel(t *testing.T) {
 	wantAPIError(t, resp2, body, 429, "queue_full")
 
 	// Hanging up frees the slot at once: the waiting request completes long
-	// before the 400 tokens of the first would have.
+	// before the 500 tokens of the first would have.
 	start := time.Now()
 	cancel()
 	resp.Body.Close()
 	if s := <-waiting; s != 200 {
 		t.Fatalf("queued request: %d", s)
 	}
-	if d := time.Since(start); d > 4*time.Second {
+	if d := time.Since(start); d > 15*time.Second {
 		t.Fatalf("slot freed after %v", d)
 	}
 	recs := ts.auditRecords()
