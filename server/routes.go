@@ -28,6 +28,8 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET "+webui.AssetPrefix, s.protect(webui.AssetPrefix, page))
 	mux.Handle("/api/infer", s.protect("/api/infer", infer.New(s.engine, infer.Options{
 		MaxBodyBytes: s.cfg.Limits.MaxBodyBytes, MaxChatTokens: s.cfg.Limits.MaxTokens,
+		MaxPromptTokens: s.cfg.Limits.MaxPromptTokens,
+		ModelName:       s.cfg.Model.Name, ManifestSHA256: s.cfg.Model.ManifestSHA256,
 	})))
 
 	patterns := make([]string, 0, len(s.cfg.Routes))

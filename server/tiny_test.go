@@ -217,3 +217,33 @@ func TestServedLogTampering(t *testing.T) {
 		}
 	}
 }
+
+// TestPageAndInferBehindAuth checks the chat page and POST /api/infer are
+// mounted behind auth and audited with the model and manifest.
+func TestPageAndInferBehindAuth(t *testing.T) {
+	ts := startServer(t, loadTiny(t), nil)
+	resp, _ := ts.request("GET", "/", nil, authNone)
+	if resp.StatusCode != 401 {
+		t.Fatalf("page without auth: %d", resp.StatusCode)
+	}
+	resp, _ = ts.request("GET", "/", nil, authBasic)
+	if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("page: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	req, _ := http.NewRequest("POST", ts.url+"/api/infer", strings.NewReader(`{"text":"hello there","mode":"chat","max_tokens":3,"seed":1}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.SetBasicAuth(testUser, testPass)
+	r2, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Body.Close()
+	if r2.StatusCode != 200 {
+		t.Fatalf("infer: %d", r2.StatusCode)
+	}
+	recs := ts.auditRecords()
+	last := recs[len(recs)-1]
+	if last.Route != "/api/infer" || last.Model != "tiny-qwen2" || last.ManifestSHA256 != strings.Repeat("ab", 32) || last.CompTokens == 0 {
+		t.Fatalf("infer record: %+v", last)
+	}
+}
