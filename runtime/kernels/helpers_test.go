@@ -264,3 +264,43 @@ func TestDotsAxpys(t *testing.T) {
 		}
 	})
 }
+
+func TestAttendHead(t *testing.T) {
+	withISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(23, 24))
+		for _, d := range []int{64, 128, 24} {
+			for _, n := range []int{1, 2, 7, 130} {
+				stride := 2*d + 8
+				keys := randF32(rng, (n-1)*stride+d, 1)
+				vals := randF32(rng, (n-1)*stride+d, 1)
+				q := randF32(rng, d, 2)
+				scale := float32(1 / math.Sqrt(float64(d)))
+				out := randF32(rng, d, 1) // must be overwritten
+				AttendHead(out, q, keys, vals, stride, n, scale, make([]float32, n+3))
+				s := make([]float64, n)
+				m := math.Inf(-1)
+				for j := range s {
+					for c := 0; c < d; c++ {
+						s[j] += float64(q[c]) * float64(keys[j*stride+c])
+					}
+					s[j] *= float64(scale)
+					m = math.Max(m, s[j])
+				}
+				var sum float64
+				for j := range s {
+					s[j] = math.Exp(s[j] - m)
+					sum += s[j]
+				}
+				for c := 0; c < d; c++ {
+					var want float64
+					for j := range s {
+						want += s[j] / sum * float64(vals[j*stride+c])
+					}
+					if math.Abs(float64(out[c])-want) > 2e-6 {
+						t.Fatalf("d=%d n=%d [%d]: %v want %v", d, n, c, out[c], want)
+					}
+				}
+			}
+		}
+	})
+}

@@ -214,3 +214,25 @@ func AxpysF32(out, p, vals []float32, stride int) {
 	}
 	axpysF32(out, p, vals, stride)
 }
+
+// AttendHead computes scaled dot-product attention of one query over n
+// cached positions of one head:
+//
+//	out = Σ_j softmax_j(scale · q·keys[j*stride:]) · vals[j*stride:]
+//
+// for j < n, with len(out) = len(q) = head width. scores is scratch space
+// of at least n floats. Causal masking is the caller's choice of n.
+func AttendHead(out, q, keys, vals []float32, stride, n int, scale float32, scores []float32) {
+	if n <= 0 {
+		clear(out)
+		return
+	}
+	sc := scores[:n]
+	DotsF32(sc, q, keys, stride)
+	for j := range sc {
+		sc[j] *= scale
+	}
+	SoftmaxInPlace(sc)
+	clear(out)
+	AxpysF32(out, sc, vals, stride)
+}
