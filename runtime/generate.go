@@ -47,8 +47,16 @@ func (m *Model) acquireSession(capacity int) *Session {
 	return m.NewSession(capacity)
 }
 
-// releaseSession keeps s for reuse unless enough sessions are idle.
+// maxIdlePositions bounds the KV cache of a session kept for reuse, so one
+// long conversation does not pin its memory after it ends.
+const maxIdlePositions = 4096
+
+// releaseSession keeps s for reuse unless enough sessions are idle or its
+// cache grew large.
 func (m *Model) releaseSession(s *Session) {
+	if s.cache.capacity() > maxIdlePositions {
+		return
+	}
 	m.idleMu.Lock()
 	if len(m.idle) < maxIdleSessions {
 		m.idle = append(m.idle, s)
