@@ -45,10 +45,14 @@ for i in $(seq "$reps"); do
   timed bundle "$work/airlock" bundle "$work/model" --sign "$work/k.key" --out "$work/b.tar.zst" --platforms none
   rm -f "$work/m.tar.zst" "$work/sums"
   timed manual_bundle sh -c "tar -cf - -C '$work' model | zstd -T0 -3 -q -o '$work/m.tar.zst' && cd '$work/model' && sha256sum * > '$work/sums'"
-  rm -rf "$work/out"
-  timed verify_nosync "$work/airlock" verify "$work/b.tar.zst" --pubkey "$work/k.pub" --out "$work/out" --no-sync
-  rm -rf "$work/out"
-  timed verify_sync "$work/airlock" verify "$work/b.tar.zst" --pubkey "$work/k.pub" --out "$work/out"
+  # Alternate the order of the two verify variants between rounds, so that
+  # neither always pays for evicting the previous step's page cache.
+  if ((i % 2)); then variants="nosync sync"; else variants="sync nosync"; fi
+  for v in $variants; do
+    rm -rf "$work/out"
+    flag=(); [ "$v" = nosync ] && flag=(--no-sync)
+    timed "verify_$v" "$work/airlock" verify "$work/b.tar.zst" --pubkey "$work/k.pub" --out "$work/out" "${flag[@]}"
+  done
   rm -rf "$work/out" "$work/mout" && mkdir "$work/mout"
   timed manual_verify sh -c "zstd -dc '$work/m.tar.zst' | tar -x -C '$work/mout' && cd '$work/mout/model' && sha256sum -c --quiet '$work/sums'"
   rm -rf "$work/mout"
