@@ -283,26 +283,8 @@ func (j *attnJob) heads(h0, h1 int) {
 		g := h / group
 		sc := ws.scores[h*ws.scoreCap : (h+1)*ws.scoreCap]
 		for t := 0; t < j.n; t++ {
-			ctx := j.start + t + 1
-			q := ws.q[t*qd+h*hd : t*qd+(h+1)*hd]
-			maxS := float32(math.Inf(-1))
-			for p := 0; p < ctx; p++ {
-				s := kernels.DotF32(q, keys[p*kvd+g*hd:p*kvd+(g+1)*hd]) * scale
-				sc[p] = s
-				maxS = max(maxS, s)
-			}
-			var sum float32
-			for p := 0; p < ctx; p++ {
-				e := expf(sc[p] - maxS)
-				sc[p] = e
-				sum += e
-			}
-			out := ws.att[t*qd+h*hd : t*qd+(h+1)*hd]
-			clear(out)
-			inv := 1 / sum
-			for p := 0; p < ctx; p++ {
-				kernels.AxpyF32(out, sc[p]*inv, vals[p*kvd+g*hd:p*kvd+(g+1)*hd])
-			}
+			kernels.AttendHead(ws.att[t*qd+h*hd:t*qd+(h+1)*hd], ws.q[t*qd+h*hd:t*qd+(h+1)*hd],
+				keys[g*hd:], vals[g*hd:], kvd, j.start+t+1, scale, sc)
 		}
 	}
 }
