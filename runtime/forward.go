@@ -31,6 +31,7 @@ type workspace struct {
 	scoreCap int
 	logits   []float32 // [vocab] or [cap, vocab] for logitsAll
 	attn     attnJob
+	qkv      [3]kernels.MatVec // the fused q/k/v products of one token
 }
 
 func (m *Model) newWorkspace(tokens int) *workspace {
@@ -120,9 +121,18 @@ func (m *Model) forward(ids []int, cache *KVCache, ws *workspace, mode logitsMod
 		for t := 0; t < n; t++ {
 			rmsNorm(xn[t*H:(t+1)*H], x[t*H:(t+1)*H], l.attnNorm, eps)
 		}
-		l.q.MatMul(q, xn, n)
-		l.k.MatMul(k, xn, n)
-		l.v.MatMul(v, xn, n)
+		if n == 1 && l.q.BF16 != nil && l.k.BF16 != nil && l.v.BF16 != nil {
+			// One token: the three projections in one parallel loop.
+			ws.qkv[0] = kernels.MatVec{Y: q, W: l.q.BF16, Rows: qd}
+			ws.qkv[1] = kernels.MatVec{Y: k, W: l.k.BF16, Rows: kvd}
+			ws.qkv[2] = kernels.MatVec{Y: v, W: l.v.BF16, Rows: kvd}
+			kernels.MatVecsBF16(ws.qkv[:], xn, H)
+			ws.qkv = [3]kernels.MatVec{}
+		} else {
+			l.q.MatMul(q, xn, n)
+			l.k.MatMul(k, xn, n)
+			l.v.MatMul(v, xn, n)
+		}
 		for t := 0; t < n; t++ {
 			if l.qBias != nil {
 				addTo(q[t*qd:(t+1)*qd], l.qBias)
@@ -147,9 +157,14 @@ func (m *Model) forward(ids []int, cache *KVCache, ws *workspace, mode logitsMod
 			rmsNorm(xn[t*H:(t+1)*H], x[t*H:(t+1)*H], l.mlpNorm, eps)
 		}
 		gate, up := ws.gate[:n*I], ws.up[:n*I]
-		l.gate.MatMul(gate, xn, n)
-		l.up.MatMul(up, xn, n)
-		siluMul(gate, up)
+		if n == 1 && l.gate.BF16 != nil && l.up.BF16 != nil {
+			// One token: gate, up and the activation in one parallel loop.
+			kernels.MatVecSwiGLUBF16(gate, up, l.gate.BF16, l.up.BF16, xn, I, H)
+		} else {
+			l.gate.MatMul(gate, xn, n)
+			l.up.MatMul(up, xn, n)
+			kernels.SiLUMul(gate, up)
+		}
 		l.down.MatMul(ws.proj[:n*H], gate, n)
 		addTo(x, ws.proj[:n*H])
 	}
@@ -309,14 +324,6 @@ func rope(x, cos, sin []float32) {
 		a, b := x[i], x[i+half]
 		x[i] = a*cos[i] - b*sin[i]
 		x[i+half] = b*cos[i] + a*sin[i]
-	}
-}
-
-// siluMul computes gate = silu(gate) ⊙ up.
-func siluMul(gate, up []float32) {
-	up = up[:len(gate)]
-	for i, g := range gate {
-		gate[i] = g / (1 + expf(-g)) * up[i]
 	}
 }
 

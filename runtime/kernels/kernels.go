@@ -117,18 +117,142 @@ func MatVecBF16(y []float32, w []uint16, x []float32, rows, cols int) {
 	if rows == 0 {
 		return
 	}
-	set := active
-	x = x[:cols]
-	var xh, xl []uint16
-	if set == isaAVX512BF16 {
-		b := getSplit(x)
-		defer splitPool.Put(b)
-		xh, xl = b.hi, b.lo
+	t := getMatVecTask(x, cols)
+	t.mats[0] = MatVec{Y: y, W: w, Rows: rows}
+	t.nm = 1
+	t.dispatch(rows)
+	putMatVecTask(t)
+}
+
+// MatVec is one product of a fused matrix-vector call (MatVecsBF16):
+// Y[r] = Σ_c W[r*cols+c] · x[c] for r in [0, Rows), W a row-major BF16
+// matrix (raw bits).
+type MatVec struct {
+	Y    []float32
+	W    []uint16
+	Rows int
+}
+
+// maxFused is the number of matrices one parallel loop of MatVecsBF16
+// takes; longer lists are done in groups.
+const maxFused = 4
+
+// MatVecsBF16 computes every product of mats against the same vector x of
+// cols floats, in one parallel loop (one dispatch and one barrier rather
+// than one per matrix): for example the q, k and v projections of one
+// token. Results are identical to separate MatVecBF16 calls.
+func MatVecsBF16(mats []MatVec, x []float32, cols int) {
+	for len(mats) > 0 {
+		group := mats[:min(len(mats), maxFused)]
+		mats = mats[len(group):]
+		total := 0
+		for _, m := range group {
+			checkMat("MatVecsBF16", len(m.Y), len(m.W), len(x), 1, m.Rows, cols)
+			total += m.Rows
+		}
+		if total == 0 {
+			continue
+		}
+		t := getMatVecTask(x, cols)
+		t.nm = copy(t.mats[:], group)
+		t.dispatch(total)
+		putMatVecTask(t)
 	}
-	chunk := matVecChunk(rows, cols, Threads())
-	ParallelChunks(rows, chunk, func(r0, r1 int) {
-		matVecRows(y, w, x, xh, xl, r0, r1, cols, set)
-	})
+}
+
+// MatVecSwiGLUBF16 computes the gated MLP activation of one token in a
+// single parallel loop: up = Wup x, then gate = silu(Wgate x) ⊙ up, each
+// chunk of rows doing both products and the activation while its outputs
+// are in cache. Both matrices are [rows, cols]; the results equal
+// MatVecBF16 twice followed by SiLUMul.
+func MatVecSwiGLUBF16(gate, up []float32, wGate, wUp []uint16, x []float32, rows, cols int) {
+	checkMat("MatVecSwiGLUBF16", len(gate), len(wGate), len(x), 1, rows, cols)
+	checkMat("MatVecSwiGLUBF16", len(up), len(wUp), len(x), 1, rows, cols)
+	if rows == 0 {
+		return
+	}
+	t := getMatVecTask(x, cols)
+	t.mats[0] = MatVec{Y: gate, W: wGate, Rows: rows}
+	t.mats[1] = MatVec{Y: up, W: wUp, Rows: rows}
+	t.nm, t.swiglu = 2, true
+	t.dispatch(2 * rows)
+	putMatVecTask(t)
+}
+
+// matVecTask is the state of one fused matrix-vector loop. Tasks are
+// pooled, so a decode step allocates nothing.
+type matVecTask struct {
+	mats   [maxFused]MatVec
+	nm     int
+	first  [maxFused + 1]int // first chunk of each matrix
+	chunk  int               // rows per chunk
+	swiglu bool              // mats[0] is the gate, mats[1] the up projection
+	x      []float32
+	xh, xl []uint16
+	split  *splitBuf
+	cols   int
+	set    isa
+}
+
+var matVecTasks = sync.Pool{New: func() any { return new(matVecTask) }}
+
+// getMatVecTask returns a task for x with the bf16 split of x done when
+// the active implementation needs it.
+func getMatVecTask(x []float32, cols int) *matVecTask {
+	t := matVecTasks.Get().(*matVecTask)
+	t.set, t.cols, t.x = active, cols, x[:cols]
+	if t.set == isaAVX512BF16 {
+		t.split = getSplit(t.x)
+		t.xh, t.xl = t.split.hi, t.split.lo
+	}
+	return t
+}
+
+func putMatVecTask(t *matVecTask) {
+	if t.split != nil {
+		splitPool.Put(t.split)
+	}
+	*t = matVecTask{}
+	matVecTasks.Put(t)
+}
+
+// dispatch splits the matrices into chunks of rows (total rows in all)
+// and runs them on the pool.
+func (t *matVecTask) dispatch(total int) {
+	t.chunk = matVecChunk(total, t.cols, Threads())
+	if t.swiglu {
+		// total counts both matrices; a chunk covers the same rows of
+		// each, and a multiple of 8 keeps the vector activation whole.
+		t.chunk = max(8, (t.chunk/2+7)&^7)
+	}
+	n := 0
+	for i := 0; i < t.nm; i++ {
+		t.first[i] = n
+		n += (t.mats[i].Rows + t.chunk - 1) / t.chunk
+		if t.swiglu {
+			break
+		}
+	}
+	t.first[t.nm] = n
+	parallelTask(n, 1, t)
+}
+
+func (t *matVecTask) run(c0, c1 int) {
+	for c := c0; c < c1; c++ {
+		i := 0
+		for !t.swiglu && c >= t.first[i+1] {
+			i++
+		}
+		m := &t.mats[i]
+		r0 := (c - t.first[i]) * t.chunk
+		r1 := min(r0+t.chunk, m.Rows)
+		matVecRows(m.Y, m.W, t.x, t.xh, t.xl, r0, r1, t.cols, t.set)
+		if t.swiglu {
+			u := &t.mats[1]
+			matVecRows(u.Y, u.W, t.x, t.xh, t.xl, r0, r1, t.cols, t.set)
+			siluMul(m.Y[r0:r1], u.Y[r0:r1])
+		}
+	}
 }
 
 // matMulChunk picks the rows per parallel chunk of a matrix product so a

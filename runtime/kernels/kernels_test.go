@@ -234,3 +234,62 @@ func TestConcurrentCallers(t *testing.T) {
 		}
 	}
 }
+
+// TestMatVecsBF16 checks the fused products against separate MatVecBF16
+// calls, bit for bit, on every path, including more matrices than one
+// parallel loop takes and matrices with no rows.
+func TestMatVecsBF16(t *testing.T) {
+	withISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(21, 22))
+		for _, cols := range []int{1, 31, 64, 100, 1024} {
+			for _, rowSet := range [][]int{{1}, {5, 3, 130}, {64, 0, 17}, {1024, 256, 256}, {7, 9, 11, 13, 15, 300}} {
+				x := randF32(rng, cols, 1)
+				var mats []MatVec
+				var want [][]float32
+				for i, rows := range rowSet {
+					w := randBF16(rng, rows*cols, 0.05, i%2 == 1)
+					mats = append(mats, MatVec{Y: make([]float32, rows), W: w, Rows: rows})
+					y := make([]float32, rows)
+					MatVecBF16(y, w, x, rows, cols)
+					want = append(want, y)
+				}
+				MatVecsBF16(mats, x, cols)
+				for i, m := range mats {
+					for r := range want[i] {
+						if m.Y[r] != want[i][r] {
+							t.Fatalf("cols %d rows %v: matrix %d row %d: fused %v, separate %v", cols, rowSet, i, r, m.Y[r], want[i][r])
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestMatVecSwiGLUBF16 checks the fused gate/up/activation against
+// MatVecBF16 twice and SiLUMul, bit for bit, on every path.
+func TestMatVecSwiGLUBF16(t *testing.T) {
+	withISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(23, 24))
+		for _, sh := range [][2]int{{1, 1}, {7, 33}, {13, 64}, {100, 257}, {2816, 1024}, {2817, 96}} {
+			rows, cols := sh[0], sh[1]
+			wg := randBF16(rng, rows*cols, 0.1, false)
+			wu := randBF16(rng, rows*cols, 0.1, true)
+			x := randF32(rng, cols, 1)
+			wantG, wantU := make([]float32, rows), make([]float32, rows)
+			MatVecBF16(wantG, wg, x, rows, cols)
+			MatVecBF16(wantU, wu, x, rows, cols)
+			SiLUMul(wantG, wantU)
+			g, u := make([]float32, rows), make([]float32, rows)
+			MatVecSwiGLUBF16(g, u, wg, wu, x, rows, cols)
+			for r := 0; r < rows; r++ {
+				if u[r] != wantU[r] {
+					t.Fatalf("%dx%d: up[%d] = %v, want %v", rows, cols, r, u[r], wantU[r])
+				}
+				if g[r] != wantG[r] {
+					t.Fatalf("%dx%d: gate[%d] = %v, want %v", rows, cols, r, g[r], wantG[r])
+				}
+			}
+		}
+	})
+}

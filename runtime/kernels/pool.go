@@ -13,27 +13,58 @@ import (
 // parked goroutine (tens of microseconds) on every call.
 const spinFor = 200 * time.Microsecond
 
-// job is one parallel loop: fn over [0, n) in chunks of chunk. It is
-// immutable once published except for its counters.
+// task is the body of a parallel loop. Pointer receivers keep the
+// conversion to the interface free of allocation.
+type task interface{ run(start, end int) }
+
+// funcTask adapts a function to task.
+type funcTask func(start, end int)
+
+func (f funcTask) run(start, end int) { f(start, end) }
+
+// genShift places the loop generation above the chunk index in job.next.
+const genShift = 32
+
+// job is the pool's one parallel loop: t over [0, n) in chunks of chunk.
+// The pool reuses it for every loop, so dispatch allocates nothing. next
+// and lim hold the generation of the loop in their high bits, and in
+// their low bits the next chunk to hand out and the number of chunks. A
+// worker whose claim or limit belongs to another generation leaves
+// without touching the plain fields; a valid claim means the loop is not
+// finished, so those fields are stable (written before next is published).
 type job struct {
-	fn     func(start, end int)
+	t      task
 	n      int
 	chunk  int
-	chunks int64
-	next   atomic.Int64 // next chunk to hand out
-	done   atomic.Int64 // chunks finished
+	chunks int64 // the dispatcher's copy of lim's low bits
+	next   atomic.Int64
+	lim    atomic.Int64
+	done   atomic.Int64 // chunks finished in the current generation
 }
 
-// run executes chunks of j until none are left.
-func (j *job) run() {
+// run executes chunks of generation gen until none are left.
+func (j *job) run(gen int64) {
 	for {
-		c := j.next.Add(1) - 1
-		if c >= j.chunks {
+		// Compare-and-swap rather than add, so a worker of an older
+		// generation never consumes a chunk of the current one.
+		c := j.next.Load()
+		if c>>genShift != gen {
+			return
+		}
+		if !j.next.CompareAndSwap(c, c+1) {
+			continue
+		}
+		l := j.lim.Load()
+		if l>>genShift != gen {
+			return
+		}
+		c &= 1<<genShift - 1
+		if c >= l&(1<<genShift-1) {
 			return
 		}
 		start := int(c) * j.chunk
 		end := min(start+j.chunk, j.n)
-		j.fn(start, end)
+		j.t.run(start, end)
 		j.done.Add(1)
 	}
 }
@@ -45,7 +76,8 @@ func (j *job) run() {
 type pool struct {
 	threads int // workers + the caller
 	busy    sync.Mutex
-	cur     atomic.Pointer[job]
+	job     job
+	gen     atomic.Int64 // generation of the latest loop; 0 before any
 	workers []*worker
 	quit    atomic.Bool
 }
@@ -68,12 +100,12 @@ func newPool(threads int) *pool {
 // loop is a worker's life: poll for a new job, run it, and park after
 // spinFor without work.
 func (p *pool) loop(w *worker) {
-	var last *job
+	var last int64
 	idleSince := time.Now()
 	for spins := 0; ; spins++ {
-		if j := p.cur.Load(); j != last && j != nil {
-			last = j
-			j.run()
+		if g := p.gen.Load(); g != last {
+			last = g
+			p.job.run(g)
 			idleSince = time.Now()
 			spins = 0
 			continue
@@ -94,7 +126,7 @@ func (p *pool) loop(w *worker) {
 		// Park. The dispatcher wakes us only if it flips sleeping back
 		// to false, so every send on wake matches one park.
 		w.sleeping.Store(true)
-		if j := p.cur.Load(); (j != last && j != nil) || p.quit.Load() {
+		if p.gen.Load() != last || p.quit.Load() {
 			if w.sleeping.CompareAndSwap(true, false) {
 				idleSince = time.Now()
 				continue
@@ -122,9 +154,9 @@ func (p *pool) close() {
 	p.wakeAll()
 }
 
-// parallel runs fn over [0, n) in chunks of chunk, on the caller and the
+// parallel runs t over [0, n) in chunks of chunk, on the caller and the
 // workers, and returns when every chunk is done.
-func (p *pool) parallel(n, chunk int, fn func(start, end int)) {
+func (p *pool) parallel(n, chunk int, t task) {
 	if n <= 0 {
 		return
 	}
@@ -133,21 +165,31 @@ func (p *pool) parallel(n, chunk int, fn func(start, end int)) {
 	}
 	if len(p.workers) == 0 || n <= chunk || !p.busy.TryLock() {
 		for s := 0; s < n; s += chunk {
-			fn(s, min(s+chunk, n))
+			t.run(s, min(s+chunk, n))
 		}
 		return
 	}
 	defer p.busy.Unlock()
-	j := &job{fn: fn, n: n, chunk: chunk, chunks: int64((n + chunk - 1) / chunk)}
-	p.cur.Store(j)
+	gen := (p.gen.Load() + 1) & (1<<(63-genShift) - 1)
+	if gen == 0 {
+		gen = 1
+	}
+	j := &p.job
+	j.chunks = int64((n + chunk - 1) / chunk)
+	j.lim.Store(gen<<genShift | j.chunks)
+	j.t, j.n, j.chunk = t, n, chunk
+	j.done.Store(0)
+	j.next.Store(gen << genShift)
+	p.gen.Store(gen)
 	p.wakeAll()
-	j.run()
+	j.run(gen)
 	for spins := 0; j.done.Load() < j.chunks; spins++ {
 		spinPause()
 		if spins&255 == 255 {
 			runtime.Gosched()
 		}
 	}
+	j.t = nil
 }
 
 var (
@@ -193,5 +235,11 @@ func Parallel(n int, fn func(start, end int)) {
 // ParallelChunks is Parallel with a chosen grain: ranges have chunk
 // elements (the last may be shorter).
 func ParallelChunks(n, chunk int, fn func(start, end int)) {
-	sharedPool.Load().parallel(n, chunk, fn)
+	sharedPool.Load().parallel(n, chunk, funcTask(fn))
+}
+
+// parallelTask is ParallelChunks for a task, which lets hot callers keep
+// their loop state in a reused struct instead of a fresh closure.
+func parallelTask(n, chunk int, t task) {
+	sharedPool.Load().parallel(n, chunk, t)
 }
