@@ -25,7 +25,7 @@ func init() {
 		&cli.StringFlag{Name: "compression", Value: string(bundle.CompressAuto), Usage: "auto (store incompressible weights, fast level for bf16, default for text), store, fast, default or better"},
 		&cli.BoolFlag{Name: "force", Usage: "overwrite an existing output file"},
 	}
-	register(interspersedCommand(&cli.Command{
+	register(&cli.Command{
 		Name:      "bundle",
 		Usage:     "pack a model into one signed .tar.zst bundle",
 		ArgsUsage: "SOURCE",
@@ -35,7 +35,7 @@ func init() {
 			"the stock tool before running airlock:  minisign -Vm FILE.tar.zst -p KEY.pub",
 		Flags:  append(flags, sourceFlags()...),
 		Action: runBundle,
-	}))
+	})
 }
 
 func runBundle(c *cli.Context) error {

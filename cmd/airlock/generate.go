@@ -27,61 +27,9 @@ func applyThreads(c *cli.Context) {
 	}
 }
 
-// positionalArgs returns c's positional arguments after applying any flags
-// that follow them, so the documented form "airlock generate DIR --prompt X"
-// works (Go's flag parsing stops at the first positional argument).
-func positionalArgs(c *cli.Context) ([]string, error) {
-	args := c.Args().Slice()
-	var pos []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			pos = append(pos, args[i+1:]...)
-			break
-		}
-		if len(a) < 2 || a[0] != '-' {
-			pos = append(pos, a)
-			continue
-		}
-		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		f := lookupFlag(c.Command.Flags, name)
-		if f == nil {
-			return nil, usagef("%s: flag provided but not defined: -%s", c.Command.Name, name)
-		}
-		if _, isBool := f.(*cli.BoolFlag); isBool && !hasValue {
-			value, hasValue = "true", true
-		}
-		if !hasValue {
-			if i+1 >= len(args) {
-				return nil, usagef("%s: flag needs an argument: -%s", c.Command.Name, name)
-			}
-			i++
-			value = args[i]
-		}
-		if err := c.Set(name, value); err != nil {
-			return nil, usagef("%s: invalid value %q for flag -%s: %v", c.Command.Name, value, name, err)
-		}
-	}
-	return pos, nil
-}
-
-func lookupFlag(flags []cli.Flag, name string) cli.Flag {
-	for _, f := range flags {
-		for _, n := range f.Names() {
-			if n == name {
-				return f
-			}
-		}
-	}
-	return nil
-}
-
 // modelDirArg returns the single DIR argument (flags may follow it).
 func modelDirArg(c *cli.Context) (string, error) {
-	pos, err := positionalArgs(c)
-	if err != nil {
-		return "", err
-	}
+	pos := c.Args().Slice()
 	if len(pos) != 1 {
 		return "", usagef("%s: want exactly one model directory argument, got %d", c.Command.Name, len(pos))
 	}

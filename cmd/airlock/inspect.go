@@ -16,7 +16,7 @@ import (
 )
 
 func init() {
-	register(interspersedCommand(&cli.Command{
+	register(&cli.Command{
 		Name:      "inspect",
 		Usage:     "show a bundle's manifest without extracting it",
 		ArgsUsage: "FILE.tar.zst",
@@ -28,7 +28,7 @@ func init() {
 			&cli.BoolFlag{Name: "json", Usage: "print the manifest and signature facts as JSON"},
 		},
 		Action: runInspect,
-	}))
+	})
 }
 
 // inspectResult is the --json output of airlock inspect.

@@ -14,8 +14,15 @@ import (
 // such a command skips the library's parsing and its Action receives a
 // context parsed here: flags first, then "--", then the arguments, giving
 // exactly the library's semantics (env vars, defaults, aliases, IsSet).
+//
+// Required flags are checked here too: the library's own check would run
+// before these flags are parsed.
 func interspersedCommand(cmd *cli.Command) *cli.Command {
+	if cmd.SkipFlagParsing || cmd.Action == nil {
+		return cmd
+	}
 	action := cmd.Action
+	takeRequired(cmd.Flags)
 	cmd.SkipFlagParsing = true
 	cmd.Action = func(c *cli.Context) error {
 		ctx, help, err := parseInterspersed(c, cmd)
@@ -25,9 +32,51 @@ func interspersedCommand(cmd *cli.Command) *cli.Command {
 		if help {
 			return cli.ShowCommandHelp(c.Lineage()[1], cmd.Name)
 		}
+		for _, f := range cmd.Flags {
+			if name := f.Names()[0]; requiredFlags[f] && !ctx.IsSet(name) {
+				return usagef("%s: required flag --%s not set", cmd.Name, name)
+			}
+		}
 		return action(ctx)
 	}
 	return cmd
+}
+
+// interspersedTree applies interspersedCommand to cmd and every subcommand
+// that has an action of its own.
+func interspersedTree(cmd *cli.Command) *cli.Command {
+	for _, sub := range cmd.Subcommands {
+		interspersedTree(sub)
+	}
+	return interspersedCommand(cmd)
+}
+
+// requiredFlags are the flags whose Required mark takeRequired moved here.
+// Flags may be shared between commands, so the mark is kept per flag.
+var requiredFlags = map[cli.Flag]bool{}
+
+// takeRequired clears the Required mark of flags (so the library does not
+// check them before they are parsed) and records it in requiredFlags.
+func takeRequired(flags []cli.Flag) {
+	for _, f := range flags {
+		rf, ok := f.(cli.RequiredFlag)
+		if !ok || !rf.IsRequired() {
+			continue
+		}
+		switch f := f.(type) {
+		case *cli.StringFlag:
+			f.Required = false
+		case *cli.PathFlag:
+			f.Required = false
+		case *cli.IntFlag:
+			f.Required = false
+		case *cli.StringSliceFlag:
+			f.Required = false
+		default:
+			panic("interspersedCommand: unsupported required flag type")
+		}
+		requiredFlags[f] = true
+	}
 }
 
 func parseInterspersed(c *cli.Context, cmd *cli.Command) (*cli.Context, bool, error) {

@@ -18,7 +18,7 @@ import (
 const keyPasswordEnv = "AIRLOCK_KEY_PASSWORD"
 
 func init() {
-	register(interspersedCommand(&cli.Command{
+	register(&cli.Command{
 		Name:      "keygen",
 		Usage:     "create a minisign key pair for signing bundles",
 		ArgsUsage: " ",
@@ -35,7 +35,7 @@ func init() {
 			&cli.BoolFlag{Name: "force", Usage: "overwrite existing key files"},
 		},
 		Action: runKeygen,
-	}))
+	})
 }
 
 func runKeygen(c *cli.Context) error {

@@ -25,7 +25,8 @@ const (
 var commands []*cli.Command
 
 // register adds a subcommand to the app. It is called from init functions.
-func register(c *cli.Command) { commands = append(commands, c) }
+// Every command accepts its flags before and after its arguments.
+func register(c *cli.Command) { commands = append(commands, interspersedTree(c)) }
 
 // usageError marks an error caused by how the command was called (exit 2).
 type usageError struct{ err error }

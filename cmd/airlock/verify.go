@@ -16,7 +16,7 @@ import (
 )
 
 func init() {
-	register(interspersedCommand(&cli.Command{
+	register(&cli.Command{
 		Name:      "verify",
 		Usage:     "verify a bundle and install it, or re-check an installed directory",
 		ArgsUsage: "FILE.tar.zst --out DIR | DIR",
@@ -38,7 +38,7 @@ func init() {
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON on stdout"},
 		},
 		Action: runVerify,
-	}))
+	})
 }
 
 // verifyResult is the --json output of airlock verify.
