@@ -6,9 +6,9 @@ package infer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/airlock-dev/airlock/internal/apierror"
 	"mime"
 	"net/http"
 	"time"
@@ -225,55 +225,16 @@ func (req Request) params() map[string]any {
 	return m
 }
 
-// errorBody is the OpenAI-compatible error envelope.
-type errorBody struct {
-	Error struct {
-		Message string  `json:"message"`
-		Type    string  `json:"type"`
-		Param   *string `json:"param"`
-		Code    *string `json:"code"`
-	} `json:"error"`
-}
-
 func writeError(w http.ResponseWriter, details *audit.Details, err error) {
 	var re *requestError
 	if !errors.As(err, &re) {
 		re = &requestError{status: http.StatusInternalServerError, code: "internal_error", msg: "inference failed"}
 	}
-	var body errorBody
-	body.Error.Message = re.msg
-	body.Error.Type = errorType(re.status)
-	if re.param != "" {
-		body.Error.Param = &re.param
-	}
-	if re.code != "" {
-		body.Error.Code = &re.code
-	}
 	details.Error = re.msg
 	if re.status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", "1")
 	}
-	writeJSON(w, re.status, body)
+	apierror.Write(w, re.status, apierror.New(apierror.TypeFor(re.status), re.code, re.param, re.msg))
 }
 
-// errorType names the error class the way the OpenAI API does.
-func errorType(status int) string {
-	switch {
-	case status == http.StatusTooManyRequests:
-		return "rate_limit_error"
-	case status >= 500:
-		return "server_error"
-	default:
-		return "invalid_request_error"
-	}
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(true)
-	_ = enc.Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { apierror.WriteJSON(w, status, v) }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/airlock-dev/airlock/internal/apierror"
 	"io"
 	"log/slog"
 	"math"
@@ -25,7 +26,7 @@ type result struct {
 	header  http.Header
 	raw     map[string]json.RawMessage
 	resp    Response
-	err     errorBody
+	err     apierror.Body
 	details *audit.Details
 }
 

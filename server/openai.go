@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/airlock-dev/airlock/internal/apierror"
 	"io"
 	"net/http"
 	"time"
@@ -456,7 +457,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, p *parsedChat,
 		if stream.started {
 			d.Error = msg
 			_ = commitAudit(r.Context(), http.StatusOK)
-			_ = stream.sendError(newAPIError(typ, code, "", msg))
+			_ = stream.sendError(apierror.New(typ, code, "", msg))
 			return
 		}
 		writeError(w, r, status, typ, code, "", msg)
@@ -484,7 +485,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, p *parsedChat,
 		}
 	}
 	if err := commitAudit(r.Context(), http.StatusOK); err != nil {
-		_ = stream.sendError(newAPIError(errServer, "audit_unavailable", "", "the audit log cannot be written; the response is incomplete"))
+		_ = stream.sendError(apierror.New(errServer, "audit_unavailable", "", "the audit log cannot be written; the response is incomplete"))
 		return
 	}
 	if err := stream.send(chunkDelta{}, &finish, nil); err != nil {
@@ -533,8 +534,8 @@ func (st *sseStream) send(delta chunkDelta, finish *string, u *usage) error {
 	return st.write(b)
 }
 
-func (st *sseStream) sendError(e apiError) error {
-	b, err := json.Marshal(errorBody{e})
+func (st *sseStream) sendError(e apierror.Body) error {
+	b, err := json.Marshal(e)
 	if err != nil {
 		return err
 	}
