@@ -36,6 +36,9 @@ func supportedISAs() []isa {
 func dot4BF16DP(w *uint16, stride int, xh, xl *uint16, n32 int, out *[4]float32)
 
 //go:noescape
+func dot8BF16DP(w *uint16, stride int, xh, xl *uint16, n32 int, out *[8]float32)
+
+//go:noescape
 func dot4x4BF16DP(w *uint16, wstride int, xh, xl *uint16, xstride int, n32 int, out *[16]float32)
 
 //go:noescape
@@ -76,6 +79,20 @@ func matVecRows(y []float32, w []uint16, x []float32, xh, xl []uint16, r0, r1, c
 	done := nb * blk
 	stride := cols * 2
 	r := r0
+	if nb > 0 && set == isaAVX512BF16 {
+		// Eight rows per call: twice the independent accumulator chains
+		// and weight streams of the four-row kernel, which streams faster.
+		var out8 [8]float32
+		for ; r+8 <= r1; r += 8 {
+			dot8BF16DP(&w[r*cols], stride, &xh[0], &xl[0], nb, &out8)
+			if done < cols {
+				for i := 0; i < 8; i++ {
+					out8[i] += dotBF16Generic(w[(r+i)*cols+done:(r+i+1)*cols], x[done:cols])
+				}
+			}
+			copy(y[r:r+8], out8[:])
+		}
+	}
 	if nb > 0 {
 		for ; r+4 <= r1; r += 4 {
 			wp := &w[r*cols]

@@ -40,6 +40,12 @@ func main() {
 		emit(r, 4+r, 8)
 		emit(r, 4+r, 9)
 	}
+	// Matrix × vector, 8 rows: w in Z8..Z15, x hi in Z16, x lo in Z17,
+	// accumulators Z0..Z7.
+	for r := 0; r < 8; r++ {
+		emit(r, 8+r, 16)
+		emit(r, 8+r, 17)
+	}
 	// Matrix × matrix, 4 rows × 4 tokens: w in Z16..Z19, x hi in Z20,
 	// x lo in Z21, accumulator of (token t, row r) in Z(4t+r).
 	for t := 0; t < 4; t++ {

@@ -82,6 +82,71 @@ dp4done:
 	VZEROUPPER
 	RET
 
+// func dot8BF16DP(w *uint16, stride int, xh, xl *uint16, n32 int, out *[8]float32)
+//
+// dot4BF16DP for eight rows at once: eight independent accumulator chains
+// and eight weight streams in flight. Each row's operations are in the
+// same order as in dot4BF16DP, so the results are identical.
+TEXT ·dot8BF16DP(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), SI
+	MOVQ stride+8(FP), R8
+	MOVQ xh+16(FP), DI
+	MOVQ xl+24(FP), R10
+	MOVQ n32+32(FP), CX
+	MOVQ out+40(FP), DX
+	LEAQ (R8)(R8*2), R9
+	LEAQ (SI)(R8*4), R11
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	TESTQ CX, CX
+	JZ    dp8done
+
+dp8loop:
+	VMOVDQU16 (SI), Z8
+	VMOVDQU16 (SI)(R8*1), Z9
+	VMOVDQU16 (SI)(R8*2), Z10
+	VMOVDQU16 (SI)(R9*1), Z11
+	VMOVDQU16 (R11), Z12
+	VMOVDQU16 (R11)(R8*1), Z13
+	VMOVDQU16 (R11)(R8*2), Z14
+	VMOVDQU16 (R11)(R9*1), Z15
+	VMOVDQU16 (DI), Z16
+	VMOVDQU16 (R10), Z17
+	DPBF16_Z0_Z8_Z16
+	DPBF16_Z1_Z9_Z16
+	DPBF16_Z2_Z10_Z16
+	DPBF16_Z3_Z11_Z16
+	DPBF16_Z4_Z12_Z16
+	DPBF16_Z5_Z13_Z16
+	DPBF16_Z6_Z14_Z16
+	DPBF16_Z7_Z15_Z16
+	DPBF16_Z0_Z8_Z17
+	DPBF16_Z1_Z9_Z17
+	DPBF16_Z2_Z10_Z17
+	DPBF16_Z3_Z11_Z17
+	DPBF16_Z4_Z12_Z17
+	DPBF16_Z5_Z13_Z17
+	DPBF16_Z6_Z14_Z17
+	DPBF16_Z7_Z15_Z17
+	ADDQ $64, SI
+	ADDQ $64, R11
+	ADDQ $64, DI
+	ADDQ $64, R10
+	DECQ CX
+	JNZ  dp8loop
+
+dp8done:
+	HSUM4Z(Z0, Z1, Z2, Z3, Y0, Y1, Y2, Y3, 0)
+	HSUM4Z(Z4, Z5, Z6, Z7, Y4, Y5, Y6, Y7, 16)
+	VZEROUPPER
+	RET
+
 // func dot4x4BF16DP(w *uint16, wstride int, xh, xl *uint16, xstride int, n32 int, out *[16]float32)
 //
 // out[4t+i] = Σ_{k<32·n32} w[i·wstride/2 + k]·(xh[t·xstride/2+k]+xl[t·xstride/2+k])
