@@ -97,15 +97,15 @@ func checkMat(op string, ylen, wlen, xlen, tokens, rows, cols int) {
 }
 
 // matVecChunk picks the rows per parallel chunk of a matrix-vector
-// product: a multiple of 4, several chunks per thread so a descheduled
-// thread does not hold up the rest, and not so small that dispatch costs
-// show.
+// product: a multiple of 8 (the widest decode kernel), several chunks per
+// thread so a descheduled thread does not hold up the rest, and not so
+// small that dispatch costs show.
 func matVecChunk(rows, cols, threads int) int {
 	c := rows / (threads * 8)
 	if minRows := 16384 / max(cols, 1); c < minRows { // ≥ 32 KiB of weights
 		c = minRows
 	}
-	return max(4, (c+3)&^3)
+	return max(8, (c+7)&^7)
 }
 
 // MatVecBF16 computes y[r] = Σ_c w[r*cols+c] · x[c] for r in [0, rows):
