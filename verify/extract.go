@@ -19,7 +19,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	sha256simd "github.com/minio/sha256-simd"
 
@@ -41,12 +40,22 @@ type Options struct {
 	// CheckDir with FullHashes then reports.
 	NoSync bool
 
-	// create opens a staging file for writing (tests inject failures).
+	// create, when set, opens every staging file for writing instead of
+	// openOutput (tests inject failures).
 	create func(name string, mode os.FileMode) (io.WriteCloser, error)
 }
 
-// chunkSize is the unit decompressed, hashed and written at a time.
+// chunkSize is the unit read and hashed at a time by CheckDir.
 const chunkSize = 1 << 20
+
+// extractChunk is the unit decompressed, hashed and written at a time by
+// Extract: a multiple of directAlign, so that every chunk but a file's last
+// is a whole number of blocks for O_DIRECT.
+const extractChunk = 4 << 20
+
+// extractBufs is the number of chunks in flight between decompression,
+// hashing and writing.
+const extractBufs = 4
 
 // Extract verifies the bundle at bundlePath with pub and installs its files
 // into outDir, with the signed manifest and its signature under
@@ -83,9 +92,6 @@ func ReadVerifiedHeader(r *bundle.Reader, pub signing.PublicKey) (*manifests.Man
 }
 
 func extract(ctx context.Context, src io.Reader, pub signing.PublicKey, outDir string, opts Options) (*manifests.Manifest, error) {
-	if opts.create == nil {
-		opts.create = createFile
-	}
 	outDir = filepath.Clean(outDir)
 	if _, err := os.Lstat(outDir); err == nil && !opts.Force {
 		return nil, fmt.Errorf("destination %s already exists (use --force to replace it)", outDir)
@@ -158,7 +164,10 @@ func extractFiles(ctx context.Context, r *bundle.Reader, m *manifests.Manifest, 
 	for i, f := range m.Files {
 		index[f.Path] = i
 	}
-	bufs := [2][]byte{make([]byte, chunkSize), make([]byte, chunkSize)}
+	bufs := make([][]byte, extractBufs)
+	for i := range bufs {
+		bufs[i] = alignedBuf(extractChunk)
+	}
 	made := map[string]bool{}
 	for i := range m.Files {
 		want := &m.Files[i]
@@ -209,59 +218,95 @@ func extractFiles(ctx context.Context, r *bundle.Reader, m *manifests.Manifest, 
 	return nil
 }
 
-// extractOne copies one entry into the staging directory, hashing on one
-// core while the next chunk is decompressed and this one is written.
-func extractOne(ctx context.Context, r io.Reader, want *manifests.File, staging string, opts Options, bufs [2][]byte, bar *progress.Bar) error {
+// extractOne copies one entry into the staging directory. The calling
+// goroutine decompresses into a ring of buffers while one goroutine hashes
+// and another writes them, each in order, so that decompression, hashing
+// and the (possibly direct, synchronous) writes overlap; a buffer is reused
+// only once it has been both hashed and written.
+func extractOne(ctx context.Context, r io.Reader, want *manifests.File, staging string, opts Options, bufs [][]byte, bar *progress.Bar) error {
 	mode := os.FileMode(0o644)
 	if want.Role == manifests.RoleRuntime {
 		mode = 0o755
 	}
-	w, err := opts.create(filepath.Join(staging, filepath.FromSlash(want.Path)), mode)
+	name := filepath.Join(staging, filepath.FromSlash(want.Path))
+	var (
+		w   io.WriteCloser
+		err error
+	)
+	if opts.create != nil {
+		w, err = opts.create(name, mode)
+	} else {
+		w, err = openOutput(name, mode, want.Size)
+	}
 	if err != nil {
 		return err
 	}
 	h := sha256simd.New()
-	remaining := want.Size
-	read := func(buf []byte) ([]byte, error) {
-		n := int(min(int64(len(buf)), remaining))
-		k, err := io.ReadFull(r, buf[:n])
-		remaining -= int64(k)
-		if err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-				return nil, fmt.Errorf("%w: entry data ends early", bundle.ErrCorrupt)
-			}
-			return nil, err
+	toHash := make(chan []byte, len(bufs))
+	toWrite := make(chan []byte, len(bufs))
+	hashed := make(chan struct{}, len(bufs))
+	written := make(chan error, len(bufs))
+	go func() {
+		for p := range toHash {
+			h.Write(p)
+			hashed <- struct{}{}
 		}
-		return buf[:n], nil
+	}()
+	go func() {
+		var werr error
+		for p := range toWrite {
+			if werr == nil {
+				if _, werr = w.Write(p); werr != nil {
+					werr = fmt.Errorf("write: %w", werr)
+					written <- werr
+					continue
+				}
+			}
+			written <- nil
+		}
+	}()
+	// wait reclaims the oldest buffer in flight.
+	inFlight := 0
+	wait := func() error {
+		<-hashed
+		err := <-written
+		inFlight--
+		return err
 	}
-	cur, err := read(bufs[0])
-	which := 0
-	for err == nil && len(cur) > 0 {
-		var (
-			wg      sync.WaitGroup
-			next    []byte
-			readErr error
-			werr    error
-		)
-		wg.Add(2)
-		go func(p []byte) { defer wg.Done(); h.Write(p) }(cur)
-		go func(p []byte) {
-			defer wg.Done()
-			if _, werr = w.Write(p); werr != nil {
-				werr = fmt.Errorf("write: %w", werr)
-			}
-		}(cur)
-		if remaining > 0 {
-			if readErr = ctx.Err(); readErr == nil {
-				next, readErr = read(bufs[1-which])
+	remaining := want.Size
+	for n := 0; remaining > 0 && err == nil; n++ {
+		if inFlight == len(bufs) {
+			if err = wait(); err != nil {
+				break
 			}
 		}
-		wg.Wait()
-		err = errors.Join(werr, readErr)
+		if err = ctx.Err(); err != nil {
+			break
+		}
+		buf := bufs[n%len(bufs)]
+		buf = buf[:min(int64(len(buf)), remaining)]
+		k, rerr := io.ReadFull(r, buf)
+		remaining -= int64(k)
+		if rerr != nil {
+			if errors.Is(rerr, io.ErrUnexpectedEOF) || errors.Is(rerr, io.EOF) {
+				rerr = fmt.Errorf("%w: entry data ends early", bundle.ErrCorrupt)
+			}
+			err = rerr
+			break
+		}
+		toHash <- buf
+		toWrite <- buf
+		inFlight++
 		if bar != nil {
-			bar.Add(int64(len(cur)))
+			bar.Add(int64(len(buf)))
 		}
-		cur, which = next, 1-which
+	}
+	close(toHash)
+	close(toWrite)
+	for inFlight > 0 {
+		if werr := wait(); err == nil {
+			err = werr
+		}
 	}
 	if cerr := w.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("write: %w", cerr)
@@ -297,8 +342,12 @@ func writeMeta(staging string, body, sig []byte, opts Options) error {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return fmt.Errorf("%s: %w", manifests.MetaDir, err)
 	}
+	create := opts.create
+	if create == nil {
+		create = createFile
+	}
 	for name, data := range map[string][]byte{manifests.ManifestPath: body, manifests.SignaturePath: sig} {
-		w, err := opts.create(filepath.Join(staging, filepath.FromSlash(name)), 0o644)
+		w, err := create(filepath.Join(staging, filepath.FromSlash(name)), 0o644)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
