@@ -34,8 +34,7 @@ func runChat(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	applyThreads(c)
-	m, err := runtime.Load(dir, runtime.LoadOptions{Heap: c.Bool("heap"), Progress: os.Stderr})
+	m, err := loadModel(c, dir)
 	if err != nil {
 		return err
 	}

@@ -40,6 +40,13 @@ func modelDirArg(c *cli.Context) (string, error) {
 	return dir, nil
 }
 
+// loadModel applies --threads and loads the model in dir, with --heap and
+// load progress on stderr.
+func loadModel(c *cli.Context, dir string) (*runtime.Model, error) {
+	applyThreads(c)
+	return runtime.Load(dir, runtime.LoadOptions{Heap: c.Bool("heap"), Progress: os.Stderr})
+}
+
 // samplingFlags are shared by generate and chat.
 func samplingFlags() []cli.Flag {
 	return []cli.Flag{
@@ -139,8 +146,7 @@ func runGenerate(c *cli.Context) error {
 			return usagef("generate: --prompt-ids: %v", err)
 		}
 	}
-	applyThreads(c)
-	m, err := runtime.Load(dir, runtime.LoadOptions{Heap: c.Bool("heap"), Progress: os.Stderr})
+	m, err := loadModel(c, dir)
 	if err != nil {
 		return err
 	}

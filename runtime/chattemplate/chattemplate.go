@@ -28,6 +28,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/airlock-dev/airlock/runtime/tokenizer"
 	"regexp"
 	"strconv"
 	"strings"
@@ -105,11 +106,11 @@ func FromConfig(tokenizerConfigJSON []byte) (*Template, error) {
 	if err != nil {
 		return nil, fmt.Errorf("chat template: %w", err)
 	}
-	bos, err := tokenText(cfg.BOSToken)
+	bos, err := tokenizer.ConfigTokenText(cfg.BOSToken)
 	if err != nil {
 		return nil, fmt.Errorf("chat template: bos_token: %w", err)
 	}
-	eos, err := tokenText(cfg.EOSToken)
+	eos, err := tokenizer.ConfigTokenText(cfg.EOSToken)
 	if err != nil {
 		return nil, fmt.Errorf("chat template: eos_token: %w", err)
 	}
@@ -137,23 +138,6 @@ func templateSource(raw json.RawMessage) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("chat_template list has no template named \"default\"")
-}
-
-func tokenText(raw json.RawMessage) (string, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return "", nil
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err == nil {
-		return s, nil
-	}
-	var obj struct {
-		Content string `json:"content"`
-	}
-	if err := json.Unmarshal(raw, &obj); err != nil {
-		return "", fmt.Errorf("must be a string or an object with \"content\": %w", err)
-	}
-	return obj.Content, nil
 }
 
 // New recognises a chat template source; bos and eos are the texts of the

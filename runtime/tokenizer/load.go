@@ -67,9 +67,10 @@ type tokenizerConfig struct {
 	SplitSpecialTokens bool            `json:"split_special_tokens"`
 }
 
-// tokenString extracts a token's text from a tokenizer_config.json value
-// that is either a string, null, or an object with a "content" field.
-func tokenString(raw json.RawMessage) (string, error) {
+// ConfigTokenText extracts a token's text from a tokenizer_config.json value
+// (bos_token, eos_token, ...) that is either a string, null, or an object
+// with a "content" field.
+func ConfigTokenText(raw json.RawMessage) (string, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return "", nil
 	}
@@ -382,15 +383,15 @@ func (t *Tokenizer) applyConfig(raw []byte) error {
 	if c.SplitSpecialTokens {
 		return fmt.Errorf("split_special_tokens true is not supported")
 	}
-	eos, err := tokenString(c.EOSToken)
+	eos, err := ConfigTokenText(c.EOSToken)
 	if err != nil {
 		return fmt.Errorf("eos_token: %w", err)
 	}
-	bos, err := tokenString(c.BOSToken)
+	bos, err := ConfigTokenText(c.BOSToken)
 	if err != nil {
 		return fmt.Errorf("bos_token: %w", err)
 	}
-	pad, err := tokenString(c.PadToken)
+	pad, err := ConfigTokenText(c.PadToken)
 	if err != nil {
 		return fmt.Errorf("pad_token: %w", err)
 	}
