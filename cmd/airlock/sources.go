@@ -69,10 +69,14 @@ func openSource(c *cli.Context) (source.Source, error) {
 	cache := &fetch.Cache{Dir: cfg.cacheDir}
 	fc := &fetch.Client{Cache: cache, Jobs: cfg.jobs, UserAgent: modelscope.UserAgent(), Progress: os.Stderr}
 
-	var model source.Source
-	var hub interface {
-		setBeforeDownload(func(*source.Snapshot) error)
+	// A lock checks a hub's listing before anything is downloaded.
+	var lock *lockGuard
+	var beforeDownload func(*source.Snapshot) error
+	if cfg.lockPath != "" {
+		lock = &lockGuard{path: cfg.lockPath, update: cfg.updateLock}
+		beforeDownload = lock.checkListing
 	}
+	var model source.Source
 	switch {
 	case strings.HasPrefix(cfg.spec, modelscope.Scheme):
 		id, rev, err := modelscope.ParseSpec(cfg.spec)
@@ -83,11 +87,12 @@ func openSource(c *cli.Context) (source.Source, error) {
 			rev = cfg.revision
 		}
 		s := &modelscope.Source{Endpoint: cfg.endpoint, Token: cfg.token, Model: id, Revision: rev,
-			Include: cfg.include, Exclude: cfg.exclude, Fetch: fc, TrustUnlisted: cfg.trustUnlisted}
+			Include: cfg.include, Exclude: cfg.exclude, Fetch: fc, TrustUnlisted: cfg.trustUnlisted,
+			BeforeDownload: beforeDownload}
 		if s.Token == "" {
 			s.Token = modelscope.TokenFromEnv()
 		}
-		model, hub = s, msHook{s}
+		model = s
 	case hf.IsSpec(cfg.spec):
 		id, rev, err := hf.ParseSpec(cfg.spec)
 		if err != nil {
@@ -97,11 +102,12 @@ func openSource(c *cli.Context) (source.Source, error) {
 			rev = cfg.revision
 		}
 		s := &hf.Source{Endpoint: cfg.endpoint, Token: cfg.token, Model: id, Revision: rev,
-			Include: cfg.include, Exclude: cfg.exclude, Fetch: fc, TrustUnlisted: cfg.trustUnlisted}
+			Include: cfg.include, Exclude: cfg.exclude, Fetch: fc, TrustUnlisted: cfg.trustUnlisted,
+			BeforeDownload: beforeDownload}
 		if s.Token == "" {
 			s.Token = hf.TokenFromEnv()
 		}
-		model, hub = s, hfHook{s}
+		model = s
 	case strings.Contains(cfg.spec, "://"):
 		return nil, usagef("bundle: unknown source scheme in %q (want modelscope://, hf:// or a directory)", cfg.spec)
 	default:
@@ -115,15 +121,9 @@ func openSource(c *cli.Context) (source.Source, error) {
 		if c.IsSet("lock") || cfg.updateLock {
 			return nil, usagef("bundle: --lock and --update-lock apply to hub sources, not to a local directory")
 		}
-		cfg.lockPath = ""
+		lock = nil
 	}
-
-	var lock *lockGuard
-	if cfg.lockPath != "" {
-		lock = &lockGuard{path: cfg.lockPath, update: cfg.updateLock}
-		if hub != nil {
-			hub.setBeforeDownload(lock.checkListing)
-		}
+	if lock != nil {
 		model = lockedSource{model: model, lock: lock}
 	}
 	return &bundleSource{model: model, cfg: cfg, cache: cache, fetch: fc}, nil
@@ -245,14 +245,6 @@ func readTokenFile(p string) (string, error) {
 	}
 	return tok, nil
 }
-
-type msHook struct{ s *modelscope.Source }
-
-func (h msHook) setBeforeDownload(f func(*source.Snapshot) error) { h.s.BeforeDownload = f }
-
-type hfHook struct{ s *hf.Source }
-
-func (h hfHook) setBeforeDownload(f func(*source.Snapshot) error) { h.s.BeforeDownload = f }
 
 // localSource is a model directory: include/exclude applied, and runtime
 // binaries already in it (a re-bundled installed directory) given their
