@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/airlock-dev/airlock/internal/signing/signingtest"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -26,19 +27,8 @@ var fixedTime = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 
 func testKey(t testing.TB) (signing.PublicKey, *signing.PrivateKey) {
 	t.Helper()
-	pubText, privText, err := signing.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := signing.ParsePublicKey(pubText)
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, err := signing.ParsePrivateKey(privText, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pub, &priv
+	k := signingtest.NewKeyPair(t)
+	return k.Pub, k.Priv
 }
 
 // memSnapshot is a snapshot of in-memory files.

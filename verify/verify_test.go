@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/airlock-dev/airlock/internal/signing/signingtest"
 	"io"
 	"os"
 	"path/filepath"
@@ -34,16 +35,8 @@ type keys struct {
 
 func newKeys(t testing.TB) keys {
 	t.Helper()
-	pubText, privText, err := signing.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, _ := signing.ParsePublicKey(pubText)
-	priv, err := signing.ParsePrivateKey(privText, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return keys{pub, &priv}
+	k := signingtest.NewKeyPair(t)
+	return keys{k.Pub, k.Priv}
 }
 
 // modelDir writes a small model directory and returns it.

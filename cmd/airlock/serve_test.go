@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"github.com/airlock-dev/airlock/internal/signing/signingtest"
 	"io"
 	"net"
 	"net/http"
@@ -15,7 +16,6 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/bundle"
-	"github.com/airlock-dev/airlock/internal/signing"
 	"github.com/airlock-dev/airlock/source/local"
 	"github.com/airlock-dev/airlock/verify"
 )
@@ -50,21 +50,10 @@ func TestListenPolicy(t *testing.T) {
 // key file.
 func installTiny(t *testing.T) (dir, pubPath string) {
 	t.Helper()
-	pubText, privText, err := signing.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := signing.ParsePublicKey(pubText)
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, err := signing.ParsePrivateKey(privText, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := signingtest.NewKeyPair(t)
 	tmp := t.TempDir()
 	pubPath = filepath.Join(tmp, "airlock.pub")
-	if err := os.WriteFile(pubPath, pubText, 0o644); err != nil {
+	if err := os.WriteFile(pubPath, k.PubText, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	snap, err := local.Dir{Root: filepath.Join("..", "..", "testdata", "tiny-qwen2"), Name: "tiny-qwen2"}.Resolve(context.Background())
@@ -72,11 +61,11 @@ func installTiny(t *testing.T) (dir, pubPath string) {
 		t.Fatal(err)
 	}
 	bundlePath := filepath.Join(tmp, "tiny.tar.zst")
-	if _, err := bundle.WriteFile(context.Background(), bundlePath, snap, bundle.Options{Signer: &priv, Name: "tiny-qwen2", ToolVersion: "test"}); err != nil {
+	if _, err := bundle.WriteFile(context.Background(), bundlePath, snap, bundle.Options{Signer: k.Priv, Name: "tiny-qwen2", ToolVersion: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	dir = filepath.Join(tmp, "installed")
-	if _, err := verify.Extract(context.Background(), bundlePath, pub, dir, verify.Options{}); err != nil {
+	if _, err := verify.Extract(context.Background(), bundlePath, k.Pub, dir, verify.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	return dir, pubPath
