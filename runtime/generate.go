@@ -297,6 +297,9 @@ func (m *Model) ScoreContinuations(ctx context.Context, promptIDs []int, continu
 	if err != nil {
 		return nil, fmt.Errorf("score: %w", err)
 	}
+	// Every continuation's first token is scored against the same logits:
+	// normalize them once.
+	firstNorm := sample.LogSumExp(last)
 	first := append([]float32(nil), last...)
 	scores := make([]float64, len(continuations))
 	ws := m.newWorkspace(1)
@@ -308,7 +311,7 @@ func (m *Model) ScoreContinuations(ctx context.Context, promptIDs []int, continu
 		if c[0] < 0 || c[0] >= V {
 			return nil, fmt.Errorf("score: token id %d is outside the vocabulary", c[0])
 		}
-		s := sample.LogSoftmax(first, c[0])
+		s := float64(first[c[0]]) - firstNorm
 		if len(c) > 1 {
 			cache := sess.cache.Clone(len(c))
 			if err := m.forward(c[:len(c)-1], cache, ws, logitsAll); err != nil {

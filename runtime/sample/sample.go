@@ -217,10 +217,16 @@ func Argmax(v []float32) int {
 
 // LogSoftmax returns log(softmax(v)[id]) computed in float64.
 func LogSoftmax(v []float32, id int) float64 {
+	return float64(v[id]) - LogSumExp(v)
+}
+
+// LogSumExp returns log(Σ exp(v[i])) computed stably in float64: the
+// normalizer shared by every LogSoftmax over the same logits.
+func LogSumExp(v []float32) float64 {
 	maxV := float64(v[Argmax(v)])
 	var sum float64
 	for _, x := range v {
 		sum += math.Exp(float64(x) - maxV)
 	}
-	return float64(v[id]) - maxV - math.Log(sum)
+	return maxV + math.Log(sum)
 }
